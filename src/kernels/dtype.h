@@ -1,0 +1,95 @@
+// Element types of stored weights and conversions to float32. Kernels compute in float32 whatever the
+// storage type (f32 weights stay exact; bf16/f16 are widened, accumulation is always float32).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace pg {
+
+enum class DType { F32, BF16, F16 };
+
+inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+inline const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "F32";
+    case DType::BF16: return "BF16";
+    case DType::F16: return "F16";
+  }
+  return "?";
+}
+
+inline float bf16_to_f32(uint16_t h) {
+  uint32_t bits = uint32_t{h} << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Round-to-nearest-even, as torch's float -> bfloat16 cast (NaN kept quiet).
+inline uint16_t f32_to_bf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return uint16_t((bits >> 16) | 0x40);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return uint16_t(bits >> 16);
+}
+
+inline float f16_to_f32(uint16_t h) {
+  _Float16 v;
+  std::memcpy(&v, &h, 2);
+  return static_cast<float>(v);
+}
+
+inline uint16_t f32_to_f16(float f) {
+  _Float16 h = static_cast<_Float16>(f);
+  uint16_t bits;
+  std::memcpy(&bits, &h, 2);
+  return bits;
+}
+
+// Value of `x` after a round trip through the storage type (used to mirror the reference's casts of
+// scalars such as the embedding normalizer sqrt(hidden) to the activation dtype).
+inline float round_to_dtype(float x, DType t) {
+  switch (t) {
+    case DType::F32: return x;
+    case DType::BF16: return bf16_to_f32(f32_to_bf16(x));
+    case DType::F16: return f16_to_f32(f32_to_f16(x));
+  }
+  return x;
+}
+
+// Rounds n float32 values to what `t` can represent (no-op for F32): mirrors a reference that keeps its
+// activations in bf16/f16.
+inline void round_inplace(float* x, size_t n, DType t) {
+  if (t == DType::F32) return;
+  for (size_t i = 0; i < n; ++i) x[i] = round_to_dtype(x[i], t);
+}
+
+// Widens n stored elements to float32.
+inline void to_f32(const void* src, DType t, float* dst, size_t n) {
+  if (t == DType::F32) {
+    std::memcpy(dst, src, n * 4);
+  } else if (t == DType::BF16) {
+    const uint16_t* s = static_cast<const uint16_t*>(src);
+    for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+  } else {
+    const uint16_t* s = static_cast<const uint16_t*>(src);
+    for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+  }
+}
+
+// A read-only row-major matrix [rows, cols] in stored precision, e.g. a linear layer's weight
+// [out_features, in_features] memory-mapped from a checkpoint.
+struct MatrixView {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+
+  const void* row(int64_t r) const {
+    return static_cast<const uint8_t*>(data) + size_t(r) * size_t(cols) * dtype_size(dtype);
+  }
+};
+
+}  // namespace pg
