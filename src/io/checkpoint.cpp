@@ -1,0 +1,58 @@
+#include "io/checkpoint.h"
+
+#include <filesystem>
+
+#include "io/config_json.h"
+#include "paligemma/error.h"
+
+namespace pg {
+
+namespace fs = std::filesystem;
+
+std::string canonical_tensor_name(const std::string& name) {
+  struct Rule {
+    const char* from;
+    const char* to;
+  };
+  // transformers 5.x names the vision tower without ".vision_model" in memory (and save_pretrained of a
+  // freshly built model writes it so); the hub's files have it.
+  static const Rule rules[] = {
+      {"model.language_model.", "language_model.model."},
+      {"model.vision_tower.vision_model.", "vision_tower.vision_model."},
+      {"model.vision_tower.", "vision_tower.vision_model."},
+      {"vision_tower.vision_model.", "vision_tower.vision_model."},
+      {"vision_tower.", "vision_tower.vision_model."},
+      {"model.multi_modal_projector.", "multi_modal_projector."},
+      {"lm_head.", "language_model.lm_head."},
+  };
+  for (const Rule& r : rules) {
+    const std::string from = r.from;
+    if (name.compare(0, from.size(), from) == 0) return r.to + name.substr(from.size());
+  }
+  return name;
+}
+
+Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
+  if (!fs::is_directory(dir))
+    throw Error("model directory " + dir + " does not exist (pass --model with a downloaded hub checkpoint)");
+  config_ = load_config_file((fs::path(dir) / "config.json").string());
+  tokenizer_path_ = (fs::path(dir) / "tokenizer.model").string();
+  if (!fs::exists(tokenizer_path_))
+    throw Error("model directory " + dir + " has no tokenizer.model (download it from the hub with the weights)");
+  files_ = SafetensorsCollection::open_directory(dir);
+  for (const auto& [name, t] : files_.tensors()) {
+    const std::string canonical = canonical_tensor_name(name);
+    if (tensors_.count(canonical))
+      throw Error("tensor " + name + " appears under two spellings in " + dir);
+    tensors_.emplace(canonical, StoredTensor{t.dtype, t.shape, t.data});
+  }
+}
+
+TensorLookup Checkpoint::lookup() const {
+  return [this](const std::string& name) -> const StoredTensor* {
+    auto it = tensors_.find(name);
+    return it == tensors_.end() ? nullptr : &it->second;
+  };
+}
+
+}  // namespace pg

@@ -1,0 +1,48 @@
+// Reader for safetensors checkpoints (one file, or shards listed in model.safetensors.index.json).
+// Tensors are memory-mapped and handed out as views; nothing is copied.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/mapped_file.h"
+#include "kernels/dtype.h"
+
+namespace pg {
+
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+  std::string file;  // which file it lives in (for error messages)
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+};
+
+std::string shape_to_string(const std::vector<int64_t>& shape);
+
+class SafetensorsCollection {
+ public:
+  // Opens a checkpoint directory: model.safetensors.index.json if present (every shard it names must
+  // exist and hold the tensors it claims), else every *.safetensors file in the directory.
+  static SafetensorsCollection open_directory(const std::string& dir);
+  // Opens the given files (they must not define a tensor twice).
+  static SafetensorsCollection open_files(const std::vector<std::string>& paths);
+
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+
+ private:
+  void add_file(const std::string& path);
+
+  std::vector<std::unique_ptr<MappedFile>> files_;
+  std::map<std::string, TensorView> tensors_;
+};
+
+}  // namespace pg
