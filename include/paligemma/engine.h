@@ -1,0 +1,87 @@
+// Public entry point of the PaliGemma engine: load a model directory, generate text for images + prompt.
+//
+//   auto engine = pg::Engine::load("paligemma2-3b-mix-224");
+//   pg::GenerateRequest req;
+//   req.images.push_back(pg::decode_image_file("cat.jpg"));
+//   req.prompt = "caption en";
+//   pg::GenerateResult r = engine->generate(req);
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "paligemma/error.h"
+#include "paligemma/image.h"
+
+namespace pg {
+
+struct LoadOptions {
+  int threads = 0;                // 0: all cores
+  bool sliding_window = true;     // Gemma 2 sliding window as transformers applies it; false: none (big_vision)
+  bool final_softcap = true;      // apply the config's final logit soft-cap
+};
+
+struct GenerateRequest {
+  std::vector<ImageRGB8> images;  // one or more (image-major, like NLVR2 pairs or video frames)
+  std::string prompt;             // e.g. "caption en", "detect cat ; dog"
+  int64_t max_tokens = 64;
+  bool ignore_eos = false;        // generate exactly max_tokens tokens
+  bool keep_logits = false;       // return the logits of every step
+};
+
+struct Timings {
+  double preprocess_s = 0;  // resize + normalize
+  double vision_s = 0;      // SigLIP + projector
+  double prefill_s = 0;     // decoder over the prefix, up to the first token
+  double ttft_s = 0;        // preprocess + vision + prefill
+  double decode_s = 0;      // all later tokens
+  double decode_tokens_per_s = 0;
+  double total_s = 0;
+};
+
+struct GenerateResult {
+  std::vector<int32_t> prompt_tokens;       // image placeholders, <bos>, prompt, "\n"
+  std::vector<int32_t> tokens;              // generated, with the final <eos> if produced
+  std::string text;                         // generated text without special tokens
+  std::vector<std::vector<float>> logits;   // [tokens][vocab] when keep_logits
+  Timings timings;
+};
+
+struct ModelInfo {
+  std::string architecture;  // "PaliGemma 1 (Gemma)" or "PaliGemma 2 (Gemma 2)"
+  int64_t image_size = 0;
+  int64_t image_tokens = 0;  // per image
+  int64_t vocab_rows = 0;
+  int64_t text_hidden = 0;
+  int64_t text_layers = 0;
+  std::string weight_dtype;
+};
+
+class Engine {
+ public:
+  // Loads (memory-maps) a hub model directory. Throws pg::Error.
+  static std::unique_ptr<Engine> load(const std::string& model_dir, const LoadOptions& options = {});
+  ~Engine();
+
+  GenerateResult generate(const GenerateRequest& request,
+                          const std::function<void(int32_t token)>& on_token = {}) const;
+
+  // Pixel tensor the vision tower sees for one image: [3, S, S] in [-1, 1].
+  std::vector<float> preprocess(const ImageRGB8& image) const;
+  // Prompt ids for `image_count` images and `prompt`.
+  std::vector<int32_t> prompt_ids(size_t image_count, const std::string& prompt) const;
+  // Text of token ids (special tokens skipped, <loc>/<seg> kept).
+  std::string decode(const std::vector<int32_t>& ids) const;
+
+  ModelInfo info() const;
+  double load_seconds() const;
+
+ private:
+  struct Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pg

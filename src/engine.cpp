@@ -1,0 +1,122 @@
+#include "paligemma/engine.h"
+
+#include <omp.h>
+
+#include <chrono>
+
+#include "generate/generator.h"
+#include "io/checkpoint.h"
+#include "io/tokenizer.h"
+#include "model/paligemma.h"
+#include "tasks/prompt.h"
+
+namespace pg {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+}  // namespace
+
+struct Engine::Impl {
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<PaliGemmaModel> model;
+  double load_seconds = 0;
+};
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+std::unique_ptr<Engine> Engine::load(const std::string& dir, const LoadOptions& options) {
+  const auto t0 = Clock::now();
+  if (options.threads > 0) omp_set_num_threads(options.threads);
+  auto impl = std::make_unique<Impl>();
+  impl->checkpoint = std::make_unique<Checkpoint>(dir);
+  impl->tokenizer = std::make_unique<Tokenizer>(impl->checkpoint->tokenizer_path());
+  const PaliGemmaConfig& config = impl->checkpoint->config();
+  if (impl->tokenizer->size() > config.text.vocab)
+    throw Error("tokenizer.model has " + std::to_string(impl->tokenizer->size()) + " pieces but the model only " +
+                std::to_string(config.text.vocab) + " embedding rows: they do not belong together");
+  ModelOptions model_options;
+  model_options.sliding_window = options.sliding_window;
+  model_options.final_softcap = options.final_softcap;
+  impl->model = std::make_unique<PaliGemmaModel>(config, bind_weights(config, impl->checkpoint->lookup()),
+                                                 model_options);
+  impl->load_seconds = since(t0);
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+std::vector<float> Engine::preprocess(const ImageRGB8& image) const {
+  const int64_t S = impl_->model->config().vision.image_size;
+  return normalize_to_chw(resize_bicubic_pil(image, int(S), int(S)));
+}
+
+std::vector<int32_t> Engine::prompt_ids(size_t image_count, const std::string& prompt) const {
+  const PaliGemmaConfig& c = impl_->model->config();
+  return build_prompt_ids(*impl_->tokenizer, int32_t(c.image_token_id), int64_t(image_count) * c.vision.tokens(),
+                          prompt);
+}
+
+std::string Engine::decode(const std::vector<int32_t>& ids) const { return impl_->tokenizer->decode(ids); }
+
+GenerateResult Engine::generate(const GenerateRequest& req, const std::function<void(int32_t)>& on_token) const {
+  if (req.images.empty()) throw Error("PaliGemma needs at least one image");
+  if (req.max_tokens < 0) throw Error("max_tokens must not be negative");
+  const auto t_start = Clock::now();
+  const PaliGemmaModel& model = *impl_->model;
+  GenerateResult r;
+  Timings& tm = r.timings;
+
+  auto t0 = Clock::now();
+  std::vector<std::vector<float>> pixels;
+  for (const ImageRGB8& image : req.images) {
+    if (image.width <= 0 || image.height <= 0 || image.pixels.size() != size_t(image.width) * image.height * 3)
+      throw Error("an input image is empty or inconsistent (" + std::to_string(image.width) + "x" +
+                  std::to_string(image.height) + ")");
+    pixels.push_back(preprocess(image));
+  }
+  tm.preprocess_s = since(t0);
+
+  r.prompt_tokens = prompt_ids(req.images.size(), req.prompt);
+
+  t0 = Clock::now();
+  std::vector<float> image_rows;
+  for (const auto& p : pixels) {
+    const std::vector<float> e = model.image_embeddings(p.data());
+    image_rows.insert(image_rows.end(), e.begin(), e.end());
+  }
+  tm.vision_s = since(t0);
+
+  const std::vector<float> rows = model.embed_prompt(r.prompt_tokens, image_rows);
+  DecodeOptions d;
+  d.max_tokens = req.max_tokens;
+  d.ignore_eos = req.ignore_eos;
+  d.keep_logits = req.keep_logits;
+  Generation g = generate_greedy(model, rows, int64_t(r.prompt_tokens.size()), impl_->tokenizer->eos_id(), d, on_token);
+  r.tokens = std::move(g.tokens);
+  r.logits = std::move(g.logits);
+  r.text = impl_->tokenizer->decode(r.tokens);
+  tm.prefill_s = g.prefill_seconds;
+  tm.ttft_s = tm.preprocess_s + tm.vision_s + tm.prefill_s;
+  tm.decode_s = g.decode_seconds;
+  tm.decode_tokens_per_s = (r.tokens.size() > 1 && g.decode_seconds > 0) ? double(r.tokens.size() - 1) / g.decode_seconds : 0;
+  tm.total_s = since(t_start);
+  return r;
+}
+
+ModelInfo Engine::info() const {
+  const PaliGemmaConfig& c = impl_->model->config();
+  ModelInfo i;
+  i.architecture = c.text.arch == TextArch::Gemma2 ? "PaliGemma 2 (Gemma 2)" : "PaliGemma 1 (Gemma)";
+  i.image_size = c.vision.image_size;
+  i.image_tokens = c.vision.tokens();
+  i.vocab_rows = c.text.vocab;
+  i.text_hidden = c.text.hidden;
+  i.text_layers = c.text.layers;
+  i.weight_dtype = dtype_name(impl_->model->compute_dtype());
+  return i;
+}
+
+double Engine::load_seconds() const { return impl_->load_seconds; }
+
+}  // namespace pg

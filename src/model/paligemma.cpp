@@ -1,0 +1,223 @@
+#include "model/paligemma.h"
+
+#include <cmath>
+
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "paligemma/error.h"
+
+namespace pg {
+KVCache::KVCache(const TextConfig& c, int64_t capacity)
+    : capacity_(capacity), kv_dim_(c.kv_heads * c.head_dim) {
+  k_.resize(size_t(c.layers));
+  v_.resize(size_t(c.layers));
+  for (int64_t l = 0; l < c.layers; ++l) {
+    k_[size_t(l)].resize(size_t(capacity * kv_dim_));
+    v_[size_t(l)].resize(size_t(capacity * kv_dim_));
+  }
+}
+
+PaliGemmaModel::PaliGemmaModel(PaliGemmaConfig config, ModelWeights weights, ModelOptions options)
+    : config_(std::move(config)), w_(std::move(weights)), options_(options) {
+  // transformers' GemmaScaledWordEmbedding multiplies by sqrt(hidden) cast to the weight dtype
+  // (modeling_gemma.py: embed_scale.to(self.weight.dtype)).
+  normalizer_ = round_to_dtype(std::sqrt(float(config_.text.hidden)), w_.compute_dtype);
+  act_ = options_.reference_rounding ? w_.compute_dtype : DType::F32;
+}
+
+void PaliGemmaModel::linear(const Linear& L, const float* x, int64_t rows, float* y) const {
+  matmul(x, rows, L.weight, L.bias.empty() ? nullptr : L.bias.data(), y);
+  round_act(y, rows * L.weight.rows);
+}
+
+void PaliGemmaModel::vision_layer(const VisionLayer& L, std::vector<float>& x, int64_t n) const {
+  const VisionConfig& v = config_.vision;
+  const int64_t D = v.hidden;
+  std::vector<float> h(static_cast<size_t>(n * D)), q(size_t(n * D)), k(size_t(n * D)), val(size_t(n * D)), a(size_t(n * D));
+  layer_norm(x.data(), n, D, L.ln1_w.data(), L.ln1_b.data(), v.layer_norm_eps, h.data());
+  round_act(h.data(), n * D);
+  linear(L.q, h.data(), n, q.data());
+  linear(L.k, h.data(), n, k.data());
+  linear(L.v, h.data(), n, val.data());
+  AttentionShape s;
+  s.n_heads = v.heads;
+  s.n_kv_heads = v.heads;
+  s.head_dim = D / v.heads;
+  s.scale = 1.0f / std::sqrt(float(s.head_dim));
+  s.prefix_len = n;  // every patch sees every patch
+  s.act = act_;
+  attention(q.data(), n, 0, k.data(), val.data(), n, s, a.data());
+  linear(L.o, a.data(), n, h.data());
+  add_inplace(x.data(), h.data(), n * D);
+  round_act(x.data(), n * D);
+  layer_norm(x.data(), n, D, L.ln2_w.data(), L.ln2_b.data(), v.layer_norm_eps, h.data());
+  round_act(h.data(), n * D);
+  std::vector<float> m(static_cast<size_t>(n * v.intermediate));
+  linear(L.fc1, h.data(), n, m.data());
+  gelu_tanh(m.data(), n * v.intermediate);
+  round_act(m.data(), n * v.intermediate);
+  linear(L.fc2, m.data(), n, h.data());
+  add_inplace(x.data(), h.data(), n * D);
+  round_act(x.data(), n * D);
+}
+
+std::vector<float> PaliGemmaModel::vision_features(const float* pixels) const {
+  const VisionConfig& v = config_.vision;
+  const int64_t S = v.image_size, P = v.patch_size, G = v.patches_per_side(), N = v.tokens(), D = v.hidden;
+  const int64_t patch_len = v.channels * P * P;
+  // Patchify in the conv weight's (channel, ky, kx) order; token index = row * G + col.
+  std::vector<float> patches(static_cast<size_t>(N * patch_len));
+  for (int64_t r = 0; r < G; ++r)
+    for (int64_t c = 0; c < G; ++c) {
+      float* dst = patches.data() + (r * G + c) * patch_len;
+      for (int64_t ch = 0; ch < v.channels; ++ch)
+        for (int64_t ky = 0; ky < P; ++ky)
+          for (int64_t kx = 0; kx < P; ++kx)
+            *dst++ = pixels[(ch * S + r * P + ky) * S + c * P + kx];
+    }
+  // The reference casts pixel values to the patch embedding's dtype.
+  round_act(patches.data(), N * patch_len);
+  std::vector<float> x(static_cast<size_t>(N * D));
+  linear(w_.patch_embedding, patches.data(), N, x.data());
+  std::vector<float> pos(static_cast<size_t>(D));
+  for (int64_t t = 0; t < N; ++t) {
+    to_f32(w_.position_embedding.row(t), w_.position_embedding.dtype, pos.data(), size_t(D));
+    add_inplace(x.data() + t * D, pos.data(), D);
+  }
+  round_act(x.data(), N * D);
+  for (const VisionLayer& L : w_.vision_layers) vision_layer(L, x, N);
+  layer_norm(x.data(), N, D, w_.post_ln_w.data(), w_.post_ln_b.data(), v.layer_norm_eps, x.data());
+  round_act(x.data(), N * D);
+  return x;
+}
+
+std::vector<float> PaliGemmaModel::image_embeddings(const float* pixels) const {
+  const std::vector<float> f = vision_features(pixels);
+  const int64_t N = config_.vision.tokens();
+  std::vector<float> e(static_cast<size_t>(N * config_.text.hidden));
+  linear(w_.projector, f.data(), N, e.data());
+  return e;
+}
+
+std::vector<float> PaliGemmaModel::embed_token(int32_t id) const {
+  const int64_t H = config_.text.hidden;
+  if (id < 0 || id >= config_.text.vocab)
+    throw Error("token id " + std::to_string(id) + " is outside the model's vocabulary of " +
+                std::to_string(config_.text.vocab));
+  std::vector<float> row(static_cast<size_t>(H));
+  to_f32(w_.embed_tokens.row(id), w_.embed_tokens.dtype, row.data(), size_t(H));
+  scale_inplace(row.data(), H, normalizer_);
+  round_act(row.data(), H);
+  return row;
+}
+
+std::vector<float> PaliGemmaModel::embed_prompt(const std::vector<int32_t>& ids,
+                                                const std::vector<float>& image_rows) const {
+  const int64_t H = config_.text.hidden;
+  const int64_t T = int64_t(ids.size());
+  std::vector<float> x(static_cast<size_t>(T * H));
+  int64_t next_image_row = 0;
+  const int64_t image_row_count = int64_t(image_rows.size()) / H;
+  for (int64_t t = 0; t < T; ++t) {
+    float* dst = x.data() + t * H;
+    if (ids[size_t(t)] == config_.image_token_id) {
+      if (next_image_row >= image_row_count)
+        throw Error("the prompt has more image placeholders than image features");
+      // transformers 5.x scatters the projector output unscaled over the scaled text embeddings
+      // (modeling_paligemma.py get_image_features / masked_scatter), like big_vision.
+      std::copy_n(image_rows.data() + next_image_row * H, H, dst);
+      ++next_image_row;
+    } else {
+      const std::vector<float> row = embed_token(ids[size_t(t)]);
+      std::copy(row.begin(), row.end(), dst);
+    }
+  }
+  if (next_image_row != image_row_count)
+    throw Error("the prompt has " + std::to_string(next_image_row) + " image placeholders for " +
+                std::to_string(image_row_count) + " image feature rows");
+  return x;
+}
+
+void PaliGemmaModel::text_layer(int64_t index, KVCache& cache, std::vector<float>& x, int64_t count) const {
+  const TextConfig& t = config_.text;
+  const TextLayer& L = w_.text_layers[size_t(index)];
+  const int64_t H = t.hidden, q_dim = t.heads * t.head_dim, kv_dim = t.kv_heads * t.head_dim;
+  const int64_t start = cache.length_;
+  std::vector<float> h(static_cast<size_t>(count * H)), q(size_t(count * q_dim)), a(size_t(count * q_dim));
+  rms_norm(x.data(), count, H, L.input_norm.data(), 1.f, t.rms_norm_eps, h.data());
+  round_act(h.data(), count * H);
+  linear(L.q, h.data(), count, q.data());
+  float* k = cache.k_[size_t(index)].data() + start * kv_dim;
+  float* v = cache.v_[size_t(index)].data() + start * kv_dim;
+  linear(L.k, h.data(), count, k);
+  linear(L.v, h.data(), count, v);
+  // transformers numbers positions from 1 (modeling_paligemma.py: "Paligemma positions are 1-indexed").
+  std::vector<int64_t> positions(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) positions[size_t(i)] = start + i + 1;
+  rope(q.data(), count, t.heads, t.head_dim, positions.data(), t.rope_theta, act_);
+  rope(k, count, t.kv_heads, t.head_dim, positions.data(), t.rope_theta, act_);
+
+  AttentionShape s;
+  s.n_heads = t.heads;
+  s.n_kv_heads = t.kv_heads;
+  s.head_dim = t.head_dim;
+  s.scale = 1.0f / std::sqrt(t.query_pre_attn_scalar);
+  s.softcap = t.attn_softcap;
+  s.prefix_len = cache.prefix_len_;
+  s.window = (options_.sliding_window && t.sliding_layers[size_t(index)]) ? t.sliding_window : 0;
+  s.act = act_;
+  attention(q.data(), count, start, cache.k_[size_t(index)].data(), cache.v_[size_t(index)].data(), start + count,
+            s, a.data());
+  linear(L.o, a.data(), count, h.data());
+  if (t.arch == TextArch::Gemma2) {
+    rms_norm(h.data(), count, H, L.post_attention_norm.data(), 1.f, t.rms_norm_eps, h.data());
+    round_act(h.data(), count * H);
+  }
+  add_inplace(x.data(), h.data(), count * H);
+  round_act(x.data(), count * H);
+
+  // Gemma's "post_attention_layernorm" is its pre-MLP norm; Gemma 2 has a separate pre_feedforward one.
+  const std::vector<float>& pre_mlp = t.arch == TextArch::Gemma2 ? L.pre_ffn_norm : L.post_attention_norm;
+  rms_norm(x.data(), count, H, pre_mlp.data(), 1.f, t.rms_norm_eps, h.data());
+  round_act(h.data(), count * H);
+  std::vector<float> gate(static_cast<size_t>(count * t.intermediate)), up(size_t(count * t.intermediate));
+  linear(L.gate, h.data(), count, gate.data());
+  linear(L.up, h.data(), count, up.data());
+  gelu_tanh_mul(gate.data(), up.data(), count * t.intermediate, act_);
+  linear(L.down, gate.data(), count, h.data());
+  if (t.arch == TextArch::Gemma2) {
+    rms_norm(h.data(), count, H, L.post_ffn_norm.data(), 1.f, t.rms_norm_eps, h.data());
+    round_act(h.data(), count * H);
+  }
+  add_inplace(x.data(), h.data(), count * H);
+  round_act(x.data(), count * H);
+}
+
+std::vector<float> PaliGemmaModel::forward(KVCache& cache, const float* rows, int64_t count) const {
+  const int64_t H = config_.text.hidden;
+  if (count <= 0) throw Error("forward needs at least one input row");
+  if (cache.length_ + count > cache.capacity_)
+    throw Error("sequence of " + std::to_string(cache.length_ + count) + " tokens exceeds the cache capacity of " +
+                std::to_string(cache.capacity_));
+  if (cache.length_ == 0) cache.prefix_len_ = count;
+  std::vector<float> x(rows, rows + count * H);
+  for (int64_t l = 0; l < config_.text.layers; ++l) text_layer(l, cache, x, count);
+  cache.length_ += count;
+  std::vector<float> last(x.end() - H, x.end());
+  rms_norm(last.data(), 1, H, w_.final_norm.data(), 1.f, config_.text.rms_norm_eps, last.data());
+  round_act(last.data(), H);
+  return last;
+}
+
+std::vector<float> PaliGemmaModel::logits(const std::vector<float>& hidden) const {
+  std::vector<float> out(static_cast<size_t>(config_.text.vocab));
+  matmul(hidden.data(), 1, w_.embed_tokens, nullptr, out.data());
+  round_act(out.data(), int64_t(out.size()));
+  const float cap = config_.text.final_softcap;
+  if (options_.final_softcap && cap > 0.f)
+    for (float& z : out) z = cap * std::tanh(z / cap);
+  return out;
+}
+
+}  // namespace pg
