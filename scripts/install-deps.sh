@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages the engine builds and tests with (idempotent; needs root or sudo).
+#   cmake, g++            build
+#   libsentencepiece-dev  the tokenizer (the library the model's tokenizer.model was made with)
+#   libjpeg62-turbo-dev   JPEG decoding, bit-exact with PIL (both use libjpeg-turbo)
+#   libpng-dev            PNG decoding with full control of 16-bit and palette conversion
+#   libwebp-dev           WebP decoding
+#   (BMP, GIF, TGA and PNM are decoded in src/io/image.cpp: stb_image differs from Pillow on several of
+#    their variants, and pixel parity with the reference is the requirement)
+#   nlohmann-json3-dev    config.json, safetensors headers, JSON output
+#   libgtest-dev          unit tests
+set -euo pipefail
+PKGS="cmake g++ make pkg-config libsentencepiece-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
+      nlohmann-json3-dev libgtest-dev python3"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "${missing// }" ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

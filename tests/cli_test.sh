@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Command-line contract of `paligemma generate`: output formats, exit codes and one-line errors.
+# usage: cli_test.sh PALIGEMMA_BINARY FIXTURES_DIR
+set -uo pipefail
+BIN=$1
+FIX=$2
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+failures=0
+passes=0
+
+check() {  # check NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; failures=$((failures + 1)); fi
+}
+
+# Runs the binary; sets rc, out, err.
+run() {
+  "$BIN" "$@" >"$TMP/out" 2>"$TMP/err"
+  rc=$?
+  out=$(cat "$TMP/out")
+  err=$(cat "$TMP/err")
+}
+
+one_line_error() {  # expects non-zero rc, exactly one stderr line containing $1
+  [ "$rc" -ne 0 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q -- "$1" "$TMP/err"
+}
+
+CASE=$(ls -d "$FIX"/cases/*/ | head -1)
+MODEL="$FIX/models/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"])' "$CASE/case.json")"
+IMAGE="$CASE/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"][0])' "$CASE/case.json")"
+
+run --help
+check "help exits 0" [ "$rc" -eq 0 ]
+
+run generate --model "$MODEL" --image "$IMAGE" --prompt "caption en" --bogus
+check "unknown flag: one line" one_line_error "unknown option --bogus"
+check "unknown flag: usage exit code" [ "$rc" -eq 2 ]
+
+run generate --model "$MODEL" --image "$IMAGE"
+check "missing prompt" one_line_error "--prompt"
+
+run generate --model "$MODEL" --prompt "caption en"
+check "missing image" one_line_error "--image"
+
+run generate --model "$MODEL" --image "$IMAGE" --prompt "x" --max-tokens zero
+check "bad number" one_line_error "--max-tokens"
+
+run generate --model "$MODEL" --image "$TMP/nope.png" --prompt "caption en"
+check "unreadable image names the file" one_line_error "nope.png"
+
+: >"$TMP/empty.jpg"
+run generate --model "$MODEL" --image "$TMP/empty.jpg" --prompt "caption en"
+check "empty image" one_line_error "empty.jpg"
+
+head -c 100 "$IMAGE" >"$TMP/cut.png"
+run generate --model "$MODEL" --image "$TMP/cut.png" --prompt "caption en"
+check "truncated image" one_line_error "cut.png"
+
+run generate --model "$TMP/no-model" --image "$IMAGE" --prompt "caption en"
+check "missing model dir" one_line_error "no-model"
+
+cp -r "$MODEL" "$TMP/broken"
+for f in "$TMP"/broken/*.safetensors; do truncate -s -1000 "$f"; done
+run generate --model "$TMP/broken" --image "$IMAGE" --prompt "caption en"
+check "truncated weights" one_line_error "truncated"
+
+cp -r "$MODEL" "$TMP/noconf" && rm "$TMP/noconf/config.json"
+run generate --model "$TMP/noconf" --image "$IMAGE" --prompt "caption en"
+check "missing config" one_line_error "config.json"
+
+# A good run: plain text, then JSON whose ids match the reference, then the logits file.
+run generate --model "$MODEL" --image "$IMAGE" --prompt "caption en" --max-tokens 5
+check "text run exits 0" [ "$rc" -eq 0 ]
+check "text run prints one line" [ "$(wc -l <"$TMP/out")" -eq 1 ]
+
+ARGS=(generate --model "$MODEL" --json --dump-logits "$TMP/logits.npy")
+for img in $(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["images"]))' "$CASE/case.json"); do
+  ARGS+=(--image "$CASE/$img")
+done
+PROMPT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompt"])' "$CASE/case.json")
+MAXTOK=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["max_new_tokens"])' "$CASE/case.json")
+run "${ARGS[@]}" --prompt "$PROMPT" --max-tokens "$MAXTOK"
+check "json run exits 0" [ "$rc" -eq 0 ]
+python3 - "$TMP/out" "$CASE/case.json" "$TMP/logits.npy" <<'PY'
+import json, struct, sys
+out = json.loads(open(sys.argv[1]).read())
+case = json.load(open(sys.argv[2]))
+assert set(out) >= {"prompt_tokens", "tokens", "text", "timings"}, out.keys()
+assert out["prompt_tokens"] == case["input_ids"], "prompt ids differ from the reference"
+assert out["tokens"] == case["generated"], (out["tokens"], case["generated"])
+raw = open(sys.argv[3], "rb").read()
+assert raw[:6] == b"\x93NUMPY"
+hlen = struct.unpack("<H", raw[8:10])[0]
+header = raw[10:10 + hlen].decode()
+shape = eval(header)["shape"]
+assert header.find("'<f4'") > 0 and shape[0] == len(out["tokens"]), (header, len(out["tokens"]))
+assert len(raw) - 10 - hlen == 4 * shape[0] * shape[1]
+PY
+check "json output and logits file match the reference" [ $? -eq 0 ]
+
+echo "$passes passed, $failures failed"
+[ "$failures" -eq 0 ]
