@@ -40,6 +40,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& dir, const LoadOptions& 
   ModelOptions model_options;
   model_options.sliding_window = options.sliding_window;
   model_options.final_softcap = options.final_softcap;
+  model_options.reference_rounding = options.reference_rounding;
   impl->model = std::make_unique<PaliGemmaModel>(config, bind_weights(config, impl->checkpoint->lookup()),
                                                  model_options);
   impl->load_seconds = since(t0);
@@ -78,6 +79,11 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
   tm.preprocess_s = since(t0);
 
   r.prompt_tokens = prompt_ids(req.images.size(), req.prompt);
+  const int64_t limit = model.config().text.max_positions;
+  if (int64_t(r.prompt_tokens.size()) + req.max_tokens > limit)
+    throw Error("the prompt (" + std::to_string(r.prompt_tokens.size()) + " tokens with its images) plus " +
+                std::to_string(req.max_tokens) + " new tokens exceeds the model's " + std::to_string(limit) +
+                " positions; use fewer images, a shorter prompt or fewer max tokens");
 
   t0 = Clock::now();
   std::vector<float> image_rows;

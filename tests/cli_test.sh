@@ -69,6 +69,12 @@ cp -r "$MODEL" "$TMP/noconf" && rm "$TMP/noconf/config.json"
 run generate --model "$TMP/noconf" --image "$IMAGE" --prompt "caption en"
 check "missing config" one_line_error "config.json"
 
+run generate --model "$MODEL" --image "$IMAGE" --prompt "caption en" --max-tokens 100000
+check "sequence longer than the model's positions" one_line_error "positions"
+
+run generate --model "$MODEL" --image "$IMAGE" --prompt "<image> caption en"
+check "literal <image> in the prompt" one_line_error "<image>"
+
 # A good run: plain text, then JSON whose ids match the reference, then the logits file.
 run generate --model "$MODEL" --image "$IMAGE" --prompt "caption en" --max-tokens 5
 check "text run exits 0" [ "$rc" -eq 0 ]

@@ -21,6 +21,8 @@ struct LoadOptions {
   int threads = 0;                // 0: all cores
   bool sliding_window = true;     // Gemma 2 sliding window as transformers applies it; false: none (big_vision)
   bool final_softcap = true;      // apply the config's final logit soft-cap
+  // bf16/f16 checkpoints: round activations where transformers does (true) or keep them in float32.
+  bool reference_rounding = true;
 };
 
 struct GenerateRequest {

@@ -99,6 +99,7 @@ TextConfig parse_text(const json* j, int64_t top_vocab, const std::string& where
     throw Error(where + ": text_config model_type \"" + type + "\" is not supported (expected gemma or gemma2)");
   }
   t.rms_norm_eps = get_or<float>(*j, "rms_norm_eps", 1e-6f, where);
+  t.max_positions = get_or<int64_t>(*j, "max_position_embeddings", 8192, where);
   t.rope_theta = get_or<float>(*j, "rope_theta", 10000.f, where);
   if (auto rp = j->find("rope_parameters"); rp != j->end() && rp->is_object())
     t.rope_theta = get_or<float>(*rp, "rope_theta", t.rope_theta, where);

@@ -37,6 +37,7 @@ struct TextConfig {
   float attn_softcap = 0.f;             // 0: none
   float final_softcap = 0.f;            // 0: none
   int64_t sliding_window = 0;           // 0: none
+  int64_t max_positions = 8192;         // max_position_embeddings: longest sequence the model was built for
   std::vector<bool> sliding_layers;     // per layer: uses the sliding window
 };
 

@@ -22,6 +22,19 @@ const char* kUsage =
     "usage: paligemma generate [--model DIR] --image FILE [--image FILE ...] --prompt TEXT\n"
     "                          [--max-tokens N] [--json] [--dump-logits FILE.npy] [--threads N]\n"
     "                          [--ignore-eos] [--no-sliding-window] [--no-final-softcap]\n"
+    "                          [--f32-activations]\n"
+    "  --model DIR            hub model directory (default: the embedded model)\n"
+    "  --image FILE           JPEG, PNG, WebP, BMP, GIF, TGA or PNM; repeat for several images\n"
+    "  --prompt TEXT          e.g. \"caption en\", \"answer en what is this?\", \"detect cat ; dog\"\n"
+    "  --max-tokens N         generated tokens at most (default 64)\n"
+    "  --json                 one JSON object: prompt_tokens, tokens, text, timings\n"
+    "  --dump-logits FILE     float32 .npy [generated tokens, vocab] of the logits each token came from\n"
+    "  --threads N            worker threads (default: all cores)\n"
+    "  --ignore-eos           generate exactly --max-tokens tokens\n"
+    "  --no-sliding-window    Gemma 2: attend globally on every layer (big_vision) instead of transformers' window\n"
+    "  --no-final-softcap     Gemma 2: leave the final logit soft-cap out, as transformers 5.x does\n"
+    "  --f32-activations      bf16/f16 checkpoints: keep activations in float32 instead of rounding them\n"
+    "                         where transformers does\n"
     "       paligemma --help\n";
 
 struct UsageError : std::runtime_error {
@@ -94,7 +107,7 @@ int run_generate(int argc, char** argv) {
   const Args args(argc, argv, 2,
                   {{"--model", true}, {"--image", true}, {"--prompt", true}, {"--max-tokens", true},
                    {"--json", false}, {"--dump-logits", true}, {"--threads", true}, {"--ignore-eos", false},
-                   {"--no-sliding-window", false}, {"--no-final-softcap", false}});
+                   {"--no-sliding-window", false}, {"--no-final-softcap", false}, {"--f32-activations", false}});
   if (args.all("--image").empty()) throw UsageError("generate needs at least one --image FILE");
   if (!args.has("--prompt")) throw UsageError("generate needs --prompt TEXT (e.g. --prompt \"caption en\")");
   pg::GenerateRequest req;
@@ -107,6 +120,7 @@ int run_generate(int argc, char** argv) {
   lo.threads = int(args.get_int("--threads", 0, 1, 1024));
   lo.sliding_window = !args.has("--no-sliding-window");
   lo.final_softcap = !args.has("--no-final-softcap");
+  lo.reference_rounding = !args.has("--f32-activations");
 
   // Images first: a bad image is reported before the (slower) model load.
   for (const std::string& path : args.all("--image")) req.images.push_back(pg::decode_image_file(path));
