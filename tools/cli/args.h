@@ -1,0 +1,37 @@
+// Command-line flag parsing shared by the `paligemma` subcommands.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace pg::cli {
+
+// A mistake in how the program was called: reported as one line, exit code 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Flags of one subcommand: "--name value" options and "--name" switches.
+class Args {
+ public:
+  // takes_value: every accepted flag, mapped to whether it takes a value. Unknown flags are usage errors.
+  Args(int argc, char** argv, int first, const std::map<std::string, bool>& takes_value);
+
+  bool has(const std::string& name) const { return values_.count(name) > 0; }
+  const std::vector<std::string>& all(const std::string& name) const;
+  // The single value of an option (a repeated option is a usage error), or `fallback`.
+  std::string get(const std::string& name, const std::string& fallback = "") const;
+  int64_t get_int(const std::string& name, int64_t fallback, int64_t lo, int64_t hi) const;
+  double get_double(const std::string& name, double fallback, double lo, double hi) const;
+
+ private:
+  std::map<std::string, std::vector<std::string>> values_;
+};
+
+// The embedded default model: next to an installed binary (../share/paligemma/default-model), else the
+// source tree's copy.
+std::string default_model_dir();
+
+}  // namespace pg::cli
