@@ -5,7 +5,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
 #include "paligemma/error.h"
 
@@ -13,14 +12,6 @@ namespace pg {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string shape_to_string(const std::vector<int64_t>& shape) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-  s << "]";
-  return s.str();
-}
 
 namespace {
 

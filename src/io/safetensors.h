@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/shape.h"
 #include "io/mapped_file.h"
 #include "kernels/dtype.h"
 
@@ -25,8 +26,6 @@ struct TensorView {
     return n;
   }
 };
-
-std::string shape_to_string(const std::vector<int64_t>& shape);
 
 class SafetensorsCollection {
  public:

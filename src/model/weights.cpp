@@ -1,20 +1,12 @@
 #include "model/weights.h"
 
 #include <map>
-#include <sstream>
 
+#include "core/shape.h"
 #include "paligemma/error.h"
 
 namespace pg {
 namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::ostringstream o;
-  o << "[";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
-}
 
 class Binder {
  public:
@@ -22,9 +14,9 @@ class Binder {
 
   const StoredTensor& get(const std::string& name, const std::vector<int64_t>& expected) {
     const StoredTensor* t = lookup_(name);
-    if (!t) throw Error("checkpoint is missing tensor " + name + " (expected shape " + shape_str(expected) + ")");
+    if (!t) throw Error("checkpoint is missing tensor " + name + " (expected shape " + shape_to_string(expected) + ")");
     if (t->shape != expected)
-      throw Error("tensor " + name + " has shape " + shape_str(t->shape) + ", expected " + shape_str(expected) +
+      throw Error("tensor " + name + " has shape " + shape_to_string(t->shape) + ", expected " + shape_to_string(expected) +
                   " from config.json (does the config match the weights?)");
     dtypes_[t->dtype] += 1;
     return *t;
