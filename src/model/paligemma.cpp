@@ -1,5 +1,6 @@
 #include "model/paligemma.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/attention.h"
@@ -139,75 +140,112 @@ std::vector<float> PaliGemmaModel::embed_prompt(const std::vector<int32_t>& ids,
   return x;
 }
 
-void PaliGemmaModel::text_layer(int64_t index, KVCache& cache, std::vector<float>& x, int64_t count) const {
+void PaliGemmaModel::text_layer(int64_t index, const std::vector<SequenceRows>& seqs, std::vector<float>& x,
+                                int64_t total) const {
   const TextConfig& t = config_.text;
   const TextLayer& L = w_.text_layers[size_t(index)];
   const int64_t H = t.hidden, q_dim = t.heads * t.head_dim, kv_dim = t.kv_heads * t.head_dim;
-  const int64_t start = cache.length_;
-  std::vector<float> h(static_cast<size_t>(count * H)), q(size_t(count * q_dim)), a(size_t(count * q_dim));
-  rms_norm(x.data(), count, H, L.input_norm.data(), 1.f, t.rms_norm_eps, h.data());
-  round_act(h.data(), count * H);
-  linear(L.q, h.data(), count, q.data());
-  float* k = cache.k_[size_t(index)].data() + start * kv_dim;
-  float* v = cache.v_[size_t(index)].data() + start * kv_dim;
-  linear(L.k, h.data(), count, k);
-  linear(L.v, h.data(), count, v);
+  std::vector<float> h(static_cast<size_t>(total * H));
+  std::vector<float> q(static_cast<size_t>(total * q_dim)), a(static_cast<size_t>(total * q_dim));
+  std::vector<float> k(static_cast<size_t>(total * kv_dim)), v(static_cast<size_t>(total * kv_dim));
+  rms_norm(x.data(), total, H, L.input_norm.data(), 1.f, t.rms_norm_eps, h.data());
+  round_act(h.data(), total * H);
+  linear(L.q, h.data(), total, q.data());
+  linear(L.k, h.data(), total, k.data());
+  linear(L.v, h.data(), total, v.data());
   // transformers numbers positions from 1 (modeling_paligemma.py: "Paligemma positions are 1-indexed").
-  std::vector<int64_t> positions(static_cast<size_t>(count));
-  for (int64_t i = 0; i < count; ++i) positions[size_t(i)] = start + i + 1;
-  rope(q.data(), count, t.heads, t.head_dim, positions.data(), t.rope_theta, act_);
-  rope(k, count, t.kv_heads, t.head_dim, positions.data(), t.rope_theta, act_);
+  std::vector<int64_t> positions;
+  positions.reserve(size_t(total));
+  for (const SequenceRows& s : seqs)
+    for (int64_t i = 0; i < s.count; ++i) positions.push_back(s.cache->length_ + i + 1);
+  rope(q.data(), total, t.heads, t.head_dim, positions.data(), t.rope_theta, act_);
+  rope(k.data(), total, t.kv_heads, t.head_dim, positions.data(), t.rope_theta, act_);
 
-  AttentionShape s;
-  s.n_heads = t.heads;
-  s.n_kv_heads = t.kv_heads;
-  s.head_dim = t.head_dim;
-  s.scale = 1.0f / std::sqrt(t.query_pre_attn_scalar);
-  s.softcap = t.attn_softcap;
-  s.prefix_len = cache.prefix_len_;
-  s.window = (options_.sliding_window && t.sliding_layers[size_t(index)]) ? t.sliding_window : 0;
-  s.act = act_;
-  attention(q.data(), count, start, cache.k_[size_t(index)].data(), cache.v_[size_t(index)].data(), start + count,
-            s, a.data());
-  linear(L.o, a.data(), count, h.data());
-  if (t.arch == TextArch::Gemma2) {
-    rms_norm(h.data(), count, H, L.post_attention_norm.data(), 1.f, t.rms_norm_eps, h.data());
-    round_act(h.data(), count * H);
+  AttentionShape shape;
+  shape.n_heads = t.heads;
+  shape.n_kv_heads = t.kv_heads;
+  shape.head_dim = t.head_dim;
+  shape.scale = 1.0f / std::sqrt(t.query_pre_attn_scalar);
+  shape.softcap = t.attn_softcap;
+  shape.window = (options_.sliding_window && t.sliding_layers[size_t(index)]) ? t.sliding_window : 0;
+  shape.act = act_;
+  int64_t row = 0;
+  for (const SequenceRows& s : seqs) {
+    KVCache& c = *s.cache;
+    const int64_t start = c.length_;
+    float* cache_k = c.k_[size_t(index)].data();
+    float* cache_v = c.v_[size_t(index)].data();
+    std::copy_n(k.data() + row * kv_dim, s.count * kv_dim, cache_k + start * kv_dim);
+    std::copy_n(v.data() + row * kv_dim, s.count * kv_dim, cache_v + start * kv_dim);
+    shape.prefix_len = c.prefix_len_;
+    attention(q.data() + row * q_dim, s.count, start, cache_k, cache_v, start + s.count, shape,
+              a.data() + row * q_dim);
+    row += s.count;
   }
-  add_inplace(x.data(), h.data(), count * H);
-  round_act(x.data(), count * H);
+  linear(L.o, a.data(), total, h.data());
+  if (t.arch == TextArch::Gemma2) {
+    rms_norm(h.data(), total, H, L.post_attention_norm.data(), 1.f, t.rms_norm_eps, h.data());
+    round_act(h.data(), total * H);
+  }
+  add_inplace(x.data(), h.data(), total * H);
+  round_act(x.data(), total * H);
 
   // Gemma's "post_attention_layernorm" is its pre-MLP norm; Gemma 2 has a separate pre_feedforward one.
   const std::vector<float>& pre_mlp = t.arch == TextArch::Gemma2 ? L.pre_ffn_norm : L.post_attention_norm;
-  rms_norm(x.data(), count, H, pre_mlp.data(), 1.f, t.rms_norm_eps, h.data());
-  round_act(h.data(), count * H);
-  std::vector<float> gate(static_cast<size_t>(count * t.intermediate)), up(size_t(count * t.intermediate));
-  linear(L.gate, h.data(), count, gate.data());
-  linear(L.up, h.data(), count, up.data());
-  gelu_tanh_mul(gate.data(), up.data(), count * t.intermediate, act_);
-  linear(L.down, gate.data(), count, h.data());
+  rms_norm(x.data(), total, H, pre_mlp.data(), 1.f, t.rms_norm_eps, h.data());
+  round_act(h.data(), total * H);
+  std::vector<float> gate(static_cast<size_t>(total * t.intermediate)), up(static_cast<size_t>(total * t.intermediate));
+  linear(L.gate, h.data(), total, gate.data());
+  linear(L.up, h.data(), total, up.data());
+  gelu_tanh_mul(gate.data(), up.data(), total * t.intermediate, act_);
+  linear(L.down, gate.data(), total, h.data());
   if (t.arch == TextArch::Gemma2) {
-    rms_norm(h.data(), count, H, L.post_ffn_norm.data(), 1.f, t.rms_norm_eps, h.data());
-    round_act(h.data(), count * H);
+    rms_norm(h.data(), total, H, L.post_ffn_norm.data(), 1.f, t.rms_norm_eps, h.data());
+    round_act(h.data(), total * H);
   }
-  add_inplace(x.data(), h.data(), count * H);
-  round_act(x.data(), count * H);
+  add_inplace(x.data(), h.data(), total * H);
+  round_act(x.data(), total * H);
+}
+
+std::vector<std::vector<float>> PaliGemmaModel::run_decoder(const std::vector<SequenceRows>& seqs,
+                                                            std::vector<float> x) const {
+  const int64_t H = config_.text.hidden;
+  int64_t total = 0;
+  for (const SequenceRows& s : seqs) {
+    if (s.count <= 0) throw Error("a decoder step needs at least one input row per sequence");
+    if (s.cache->length_ + s.count > s.cache->capacity_)
+      throw Error("sequence of " + std::to_string(s.cache->length_ + s.count) +
+                  " tokens exceeds the cache capacity of " + std::to_string(s.cache->capacity_));
+    total += s.count;
+  }
+  for (const SequenceRows& s : seqs)
+    if (s.cache->length_ == 0) s.cache->prefix_len_ = s.count;  // the first rows are the bidirectional prefix
+  for (int64_t l = 0; l < config_.text.layers; ++l) text_layer(l, seqs, x, total);
+  std::vector<std::vector<float>> last;
+  int64_t end = 0;
+  for (const SequenceRows& s : seqs) {
+    s.cache->length_ += s.count;
+    end += s.count;
+    std::vector<float> h(x.begin() + (end - 1) * H, x.begin() + end * H);
+    rms_norm(h.data(), 1, H, w_.final_norm.data(), 1.f, config_.text.rms_norm_eps, h.data());
+    round_act(h.data(), H);
+    last.push_back(std::move(h));
+  }
+  return last;
 }
 
 std::vector<float> PaliGemmaModel::forward(KVCache& cache, const float* rows, int64_t count) const {
-  const int64_t H = config_.text.hidden;
   if (count <= 0) throw Error("forward needs at least one input row");
-  if (cache.length_ + count > cache.capacity_)
-    throw Error("sequence of " + std::to_string(cache.length_ + count) + " tokens exceeds the cache capacity of " +
-                std::to_string(cache.capacity_));
-  if (cache.length_ == 0) cache.prefix_len_ = count;
-  std::vector<float> x(rows, rows + count * H);
-  for (int64_t l = 0; l < config_.text.layers; ++l) text_layer(l, cache, x, count);
-  cache.length_ += count;
-  std::vector<float> last(x.end() - H, x.end());
-  rms_norm(last.data(), 1, H, w_.final_norm.data(), 1.f, config_.text.rms_norm_eps, last.data());
-  round_act(last.data(), H);
-  return last;
+  const int64_t H = config_.text.hidden;
+  return run_decoder({{&cache, count}}, std::vector<float>(rows, rows + count * H))[0];
+}
+
+std::vector<std::vector<float>> PaliGemmaModel::forward_batch(const std::vector<KVCache*>& caches,
+                                                              const float* rows) const {
+  const int64_t H = config_.text.hidden;
+  std::vector<SequenceRows> seqs;
+  for (KVCache* c : caches) seqs.push_back({c, 1});
+  return run_decoder(seqs, std::vector<float>(rows, rows + int64_t(caches.size()) * H));
 }
 
 std::vector<float> PaliGemmaModel::logits(const std::vector<float>& hidden) const {

@@ -61,6 +61,10 @@ class PaliGemmaModel {
   // Returns the final-norm hidden state of the last row.
   std::vector<float> forward(KVCache& cache, const float* rows, int64_t count) const;
 
+  // One decoding step for several sequences at once (the weights are read once for all of them):
+  // row b of `rows` is the next input row of caches[b]. Returns each sequence's final-norm hidden state.
+  std::vector<std::vector<float>> forward_batch(const std::vector<KVCache*>& caches, const float* rows) const;
+
   // Vocabulary logits of a final hidden state (tied output projection, soft-cap if enabled).
   std::vector<float> logits(const std::vector<float>& hidden) const;
 
@@ -72,7 +76,15 @@ class PaliGemmaModel {
   void linear(const Linear& L, const float* x, int64_t rows, float* y) const;
   void round_act(float* x, int64_t n) const { round_inplace(x, size_t(n), act_); }
   void vision_layer(const VisionLayer& L, std::vector<float>& x, int64_t n) const;
-  void text_layer(int64_t index, KVCache& cache, std::vector<float>& x, int64_t count) const;
+  // Consecutive rows of the decoder input that extend one sequence.
+  struct SequenceRows {
+    KVCache* cache;
+    int64_t count;
+  };
+  // Runs every decoder layer over x ([sum of counts, hidden], sequences in order), appending keys and
+  // values to each sequence's cache; returns the final-norm hidden state of each sequence's last row.
+  std::vector<std::vector<float>> run_decoder(const std::vector<SequenceRows>& seqs, std::vector<float> x) const;
+  void text_layer(int64_t index, const std::vector<SequenceRows>& seqs, std::vector<float>& x, int64_t total) const;
 
   PaliGemmaConfig config_;
   ModelWeights w_;
