@@ -67,9 +67,14 @@ TEST_P(ModelTest, BatchedDecodingEqualsSequential) {
     }
     const auto out = model->forward_batch({&batched[0], &batched[1], &batched[2]}, next_rows.data());
     ASSERT_EQ(out.size(), 3u);
+    const std::vector<float> all_logits = model->logits_batch(out);
+    const size_t vocab = size_t(t.vocab);
+    ASSERT_EQ(all_logits.size(), 3 * vocab);
     for (int s = 0; s < 3; ++s) {
       EXPECT_LE(max_rel_diff(out[size_t(s)], hidden[size_t(s)]), 1e-5) << "step " << step << " sequence " << s;
       EXPECT_EQ(batched[size_t(s)].length(), alone[size_t(s)].length());
+      const std::vector<float> row(all_logits.begin() + s * vocab, all_logits.begin() + (s + 1) * vocab);
+      EXPECT_LE(max_rel_diff(row, model->logits(out[size_t(s)])), 1e-6);
     }
   }
 }

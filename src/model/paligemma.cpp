@@ -248,10 +248,19 @@ std::vector<std::vector<float>> PaliGemmaModel::forward_batch(const std::vector<
   return run_decoder(seqs, std::vector<float>(rows, rows + int64_t(caches.size()) * H));
 }
 
-std::vector<float> PaliGemmaModel::logits(const std::vector<float>& hidden) const {
-  std::vector<float> out(static_cast<size_t>(config_.text.vocab));
-  matmul(hidden.data(), 1, w_.embed_tokens, nullptr, out.data());
-  round_act(out.data(), int64_t(out.size()));
+std::vector<float> PaliGemmaModel::logits(const std::vector<float>& hidden) const { return logits_batch({hidden}); }
+
+std::vector<float> PaliGemmaModel::logits_batch(const std::vector<std::vector<float>>& hidden) const {
+  const int64_t H = config_.text.hidden, V = config_.text.vocab, B = int64_t(hidden.size());
+  std::vector<float> rows;
+  rows.reserve(size_t(B * H));
+  for (const auto& h : hidden) {
+    if (int64_t(h.size()) != H) throw Error("hidden state has " + std::to_string(h.size()) + " values, expected " + std::to_string(H));
+    rows.insert(rows.end(), h.begin(), h.end());
+  }
+  std::vector<float> out(static_cast<size_t>(B * V));
+  matmul(rows.data(), B, w_.embed_tokens, nullptr, out.data());
+  round_act(out.data(), B * V);
   const float cap = config_.text.final_softcap;
   if (options_.final_softcap && cap > 0.f)
     for (float& z : out) z = cap * std::tanh(z / cap);

@@ -67,6 +67,8 @@ class PaliGemmaModel {
 
   // Vocabulary logits of a final hidden state (tied output projection, soft-cap if enabled).
   std::vector<float> logits(const std::vector<float>& hidden) const;
+  // Logits of several hidden states in one pass over the output projection: [hidden.size(), vocab].
+  std::vector<float> logits_batch(const std::vector<std::vector<float>>& hidden) const;
 
   // The decoder input row of one token id (for decoding steps).
   std::vector<float> embed_token(int32_t id) const;

@@ -1,0 +1,77 @@
+// Continuous batching for a server: one worker thread owns the model; new requests are prefilled
+// between decoding steps and join the running batch, whose decoding steps share one pass over the
+// weights (PaliGemmaModel::forward_batch / logits_batch).
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/paligemma.h"
+
+namespace pg {
+
+struct ServingTimings {
+  double queued_s = 0;   // waiting for the worker
+  double vision_s = 0;
+  double prefill_s = 0;  // until the first token
+  double decode_s = 0;   // the remaining tokens
+};
+
+// One generation. Callbacks run on the scheduler's thread and must not block for long.
+struct ServingJob {
+  std::vector<std::vector<float>> pixels;  // preprocessed images, [3, S, S] each
+  std::vector<int32_t> prompt_ids;         // image placeholders, <bos>, prompt, "\n"
+  int64_t max_tokens = 64;
+  int32_t eos_id = 1;
+  bool ignore_eos = false;
+  // Picks the next token from one step's logits (greedy by default).
+  std::function<int32_t(std::vector<float>& logits)> choose;
+  // Sees each token as it is chosen; returning false ends the generation after it (stop strings).
+  std::function<bool(int32_t token)> on_token;
+  // Polled between steps: true ends the generation (the client went away).
+  std::function<bool()> cancelled;
+  // Called exactly once: the generated tokens, or a non-empty error.
+  std::function<void(const std::vector<int32_t>& tokens, const ServingTimings& timings, const std::string& error)>
+      on_done;
+};
+
+class Scheduler {
+ public:
+  // max_queue: jobs waiting for a slot; max_batch: sequences decoded together.
+  Scheduler(const PaliGemmaModel& model, size_t max_queue, size_t max_batch);
+  ~Scheduler();  // finishes nothing new: queued and running jobs end with an error
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // False when the queue is full (the caller answers 503).
+  bool submit(std::shared_ptr<ServingJob> job);
+  size_t queued() const;
+  size_t running() const { return running_.load(); }
+
+ private:
+  struct Sequence;
+  void run();
+  void start(std::shared_ptr<ServingJob> job, double queued_s);
+  void step();
+  // Records a chosen token; true when the sequence is finished (and reported).
+  bool accept(Sequence& seq, int32_t token);
+
+  const PaliGemmaModel& model_;
+  const size_t max_queue_, max_batch_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::pair<std::shared_ptr<ServingJob>, double>> queue_;  // job, enqueue time
+  std::vector<std::unique_ptr<Sequence>> active_;                     // worker thread only
+  std::atomic<size_t> running_{0};
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+}  // namespace pg
