@@ -1,0 +1,96 @@
+// Segmentation output to pixel masks (docs/paligemma-spec.md §10): the VQ-VAE mask decoder of big_vision's
+// vae-oid.npz turns an object's 16 <segNNN> codes into a 64x64 map, which is resized into the object's
+// box with PIL's bilinear filter and thresholded at 0, as big_vision's segmentation evaluator does.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tasks/detection.h"
+
+namespace pg {
+
+class NpzFile;
+
+constexpr int kMaskMapSize = 64;
+
+// The decoder half of the mask VQ-VAE, loaded from vae-oid.npz (PyTorch state_dict names and layouts):
+// codebook `_vq_vae._embedding` [128, D]; `decoder.0` 1x1 conv D->C + ReLU; two residual blocks
+// `decoder.{2,3}.net.{0,2,4}` (3x3 conv + ReLU, 3x3 conv + ReLU, 1x1 conv, plus the block input);
+// `decoder.{4,6,8,10}` ConvTranspose2d(kernel 4, stride 2, padding 1) + ReLU, weights [in, out, 4, 4];
+// `decoder.12` 1x1 conv -> 1 channel. All widths are read from the array shapes (the released file has
+// D = 512, C = 128 and 128/64/32/16 upsampling channels); encoder arrays are ignored.
+class MaskDecoder {
+ public:
+  // Throws pg::Error naming the file and array for a missing array or a shape that does not fit.
+  explicit MaskDecoder(const std::string& npz_path);
+
+  // 16 codes in [0, 127] (a 4x4 grid, row-major) -> 64x64 map, row-major, float32. Nominally in [-1, 1];
+  // a pixel is inside the mask where the value is > 0. Throws pg::Error for a wrong count or a code out of range.
+  std::vector<float> decode(const std::vector<int>& codes) const;
+
+ private:
+  struct Conv {
+    int in = 0, out = 0, kernel = 0;
+    std::vector<float> weight;  // PyTorch layout: Conv2d [out, in, k, k]; ConvTranspose2d [in, out, k, k]
+    std::vector<float> bias;    // [out]
+  };
+  static Conv load_conv(const NpzFile& npz, const std::string& name, int in, int out, int kernel, bool transposed);
+
+  int codebook_dim_ = 0;
+  std::vector<float> codebook_;  // [128, D]
+  Conv input_;
+  std::array<std::array<Conv, 3>, 2> residual_;
+  std::array<Conv, 4> upsample_;
+  Conv output_;
+};
+
+// PIL's Image.fromarray(map, mode="F").resize((out_width, out_height), Image.BILINEAR), bit-exact with
+// Pillow 13: separable triangle filter whose support widens by the downscale factor (antialiasing), double
+// weights and sums, float32 storage after each pass, a pass whose size does not change skipped, the
+// vertical pass first when it removes more than twice as many rows as the horizontal pass removes columns.
+// `src` is row-major [height, width]. Throws pg::Error for sizes < 1 or a buffer of the wrong size.
+std::vector<float> resize_bilinear_pil_float(const std::vector<float>& src, int width, int height, int out_width,
+                                             int out_height);
+
+// A binary mask over a whole image, row-major, 1 inside and 0 outside.
+struct BinaryMask {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;
+};
+
+// The 64x64 map resized to the box and thresholded (> 0), pasted into an image-sized mask that is 0 outside
+// the box; the part of the box outside the image is cut off, and an empty box gives an empty mask.
+BinaryMask paste_mask(const std::vector<float>& map, const PixelBox& box, int image_width, int image_height);
+
+// COCO's uncompressed run-length encoding (pycocotools): runs over the pixels in column-major order,
+// alternating 0-runs and 1-runs and starting with a 0-run (which may be empty).
+struct CocoRle {
+  int height = 0;
+  int width = 0;
+  std::vector<uint32_t> counts;
+};
+CocoRle encode_coco_rle(const BinaryMask& mask);
+
+// Parsed objects of a model output and, for segmentation objects, their masks.
+struct DecodedObjects {
+  std::vector<DetectedObject> objects;
+  // One entry per object: the mask of a valid object that has seg codes when a decoder was given.
+  std::vector<std::optional<BinaryMask>> masks;
+  std::string text;                 // the text that is not part of an object (ParsedDetections::text)
+  bool needs_mask_decoder = false;  // some object has seg codes but no decoder was given
+};
+
+// parse_detections, then the masks (when `decoder` is not null). Throws pg::Error for an image size < 1.
+DecodedObjects decode_objects(std::string_view text, int image_width, int image_height, const MaskDecoder* decoder);
+
+// The objects as a JSON array: {"label", "box": [x0, y0, x1, y1], "box_normalized": [...], "valid",
+// "seg_codes" (segmentation only), "mask": {"size": [H, W], "counts": [...]} (when decoded)}.
+nlohmann::json objects_json(const DecodedObjects& decoded);
+
+}  // namespace pg
