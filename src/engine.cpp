@@ -2,7 +2,9 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "generate/generator.h"
 #include "io/checkpoint.h"
@@ -15,6 +17,37 @@ namespace pg {
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+void check_decoding(const GenerateRequest& req, int64_t vocab) {
+  if (req.beams < 1) throw Error("beams must be at least 1 (1 is greedy decoding)");
+  if (int64_t(req.beams) * 4 > vocab)
+    throw Error("beams " + std::to_string(req.beams) + " is too many for a vocabulary of " + std::to_string(vocab) +
+                " (at most " + std::to_string(vocab / 4) + ")");
+  if (req.beams > 1 && req.sample) throw Error("beam search does not sample: use either beams > 1 or sampling");
+  if (!std::isfinite(req.length_penalty)) throw Error("length_penalty must be a finite number");
+  if (!(req.temperature >= 0) || !std::isfinite(req.temperature))
+    throw Error("temperature must be a finite number >= 0 (0 is greedy)");
+  if (req.top_k < 0) throw Error("top_k must be >= 0 (0 keeps every token)");
+  if (!(req.top_p > 0 && req.top_p <= 1)) throw Error("top_p must be in (0, 1]");
+  for (const std::string& s : req.stop)
+    if (s.empty()) throw Error("a stop string must not be empty");
+}
+
+// Start of the earliest occurrence of any of `stops` in `text`, or npos.
+size_t first_stop(const std::string& text, const std::vector<std::string>& stops) {
+  size_t first = std::string::npos;
+  for (const std::string& s : stops) first = std::min(first, text.find(s));
+  return first;
+}
+
+const char* finish_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Eos: return "eos";
+    case FinishReason::StopCheck: return "stop";
+    case FinishReason::MaxTokens: break;
+  }
+  return "max_tokens";
+}
 }  // namespace
 
 struct Engine::Impl {
@@ -63,6 +96,7 @@ std::string Engine::decode(const std::vector<int32_t>& ids) const { return impl_
 GenerateResult Engine::generate(const GenerateRequest& req, const std::function<void(int32_t)>& on_token) const {
   if (req.images.empty()) throw Error("PaliGemma needs at least one image");
   if (req.max_tokens < 0) throw Error("max_tokens must not be negative");
+  check_decoding(req, impl_->model->config().text.vocab);
   const auto t_start = Clock::now();
   const PaliGemmaModel& model = *impl_->model;
   GenerateResult r;
@@ -98,10 +132,23 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
   d.max_tokens = req.max_tokens;
   d.ignore_eos = req.ignore_eos;
   d.keep_logits = req.keep_logits;
-  Generation g = generate_greedy(model, rows, int64_t(r.prompt_tokens.size()), impl_->tokenizer->eos_id(), d, on_token);
+  d.beams = req.beams;
+  d.length_penalty = req.length_penalty;
+  d.sample = req.sample;
+  d.sampling = {req.temperature, req.top_k, req.top_p};
+  d.seed = req.seed;
+  const Tokenizer& tokenizer = *impl_->tokenizer;
+  if (!req.stop.empty())
+    d.stop_check = [&](const std::vector<int32_t>& tokens) {
+      return first_stop(tokenizer.decode(tokens), req.stop) != std::string::npos;
+    };
+  Generation g = generate_tokens(model, rows, int64_t(r.prompt_tokens.size()), {tokenizer.eos_id()}, d, on_token);
   r.tokens = std::move(g.tokens);
   r.logits = std::move(g.logits);
-  r.text = impl_->tokenizer->decode(r.tokens);
+  r.finish_reason = finish_name(g.finish);
+  r.score = g.score;
+  r.text = tokenizer.decode(r.tokens);
+  r.text = r.text.substr(0, first_stop(r.text, req.stop));
   tm.prefill_s = g.prefill_seconds;
   tm.ttft_s = tm.preprocess_s + tm.vision_s + tm.prefill_s;
   tm.decode_s = g.decode_seconds;
@@ -122,6 +169,9 @@ ModelInfo Engine::info() const {
   i.weight_dtype = dtype_name(impl_->model->compute_dtype());
   return i;
 }
+
+const PaliGemmaModel& Engine::model() const { return *impl_->model; }
+const Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }
 
 double Engine::load_seconds() const { return impl_->load_seconds; }
 

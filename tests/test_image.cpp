@@ -385,6 +385,8 @@ TEST(ImageErrors, OversizedImagesAreRefusedBeforeAllocation) {
   EXPECT_NE(msg.find("max_pixels"), std::string::npos) << msg;
   msg = decode_error(png_with_size(0x7FFFFFFF, 1), "wide.png");
   EXPECT_NE(msg.find("more than the limit"), std::string::npos) << msg;
+  const std::vector<uint8_t> bomb = png_with_size(100000, 100000);
+  EXPECT_THROW(pg::decode_image_memory(bomb.data(), bomb.size(), "bomb.png"), pg::ImageTooLargeError);
 
   std::vector<uint8_t> jpeg = fixture_bytes("jpeg/rgb420_150x90.jpg");
   for (size_t i = 2; i + 8 < jpeg.size(); ++i) {

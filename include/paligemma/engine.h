@@ -17,6 +17,9 @@
 
 namespace pg {
 
+class PaliGemmaModel;
+class Tokenizer;
+
 struct LoadOptions {
   int threads = 0;                // 0: all cores
   bool sliding_window = true;     // Gemma 2 sliding window as transformers applies it; false: none (big_vision)
@@ -31,6 +34,16 @@ struct GenerateRequest {
   int64_t max_tokens = 64;
   bool ignore_eos = false;        // generate exactly max_tokens tokens
   bool keep_logits = false;       // return the logits of every step
+
+  // Decoding; the defaults are greedy. README.md "Decoding, video and batch" describes each choice.
+  int beams = 1;                  // > 1: beam search as transformers' generate(num_beams=beams)
+  double length_penalty = 1.0;    // beam search: finished hypotheses score sum(log-probs) / length^length_penalty
+  bool sample = false;            // draw tokens instead of taking the argmax (not with beams > 1)
+  double temperature = 1.0;       // sampling: logits / temperature, then top-k, then top-p; 0 means greedy
+  int64_t top_k = 0;              // sampling: keep the k largest logits (0: all)
+  double top_p = 1.0;             // sampling: keep the smallest most-probable set whose mass is >= top_p
+  uint64_t seed = 0;              // sampling: seed of the std::mt19937_64; the same seed gives the same tokens
+  std::vector<std::string> stop;  // end once the text contains one of these; `text` is cut before it
 };
 
 struct Timings {
@@ -48,6 +61,8 @@ struct GenerateResult {
   std::vector<int32_t> tokens;              // generated, with the final <eos> if produced
   std::string text;                         // generated text without special tokens
   std::vector<std::vector<float>> logits;   // [tokens][vocab] when keep_logits
+  std::string finish_reason;                // "eos", "max_tokens" or "stop" (a stop string)
+  float score = 0;                          // beam search: transformers' sequences_scores; otherwise 0
   Timings timings;
 };
 
@@ -78,6 +93,9 @@ class Engine {
   std::string decode(const std::vector<int32_t>& ids) const;
 
   ModelInfo info() const;
+  // The network and tokenizer, for in-tree tools that schedule work themselves (the server's batching).
+  const PaliGemmaModel& model() const;
+  const Tokenizer& tokenizer() const;
   double load_seconds() const;
 
  private:

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "paligemma/error.h"
+
 namespace pg {
 
 // 8-bit RGB image, rows top to bottom, pixels interleaved R,G,B.
@@ -12,6 +14,13 @@ struct ImageRGB8 {
   int width = 0;
   int height = 0;
   std::vector<uint8_t> pixels;  // width * height * 3
+};
+
+// Thrown when an image's header declares more pixels than allowed (a decompression bomb, or simply too
+// large): distinct from other decoding errors so that a server can answer 413 instead of 415.
+class ImageTooLargeError : public Error {
+ public:
+  using Error::Error;
 };
 
 // Upper bound on decoded pixels accepted by default (guards against decompression bombs).

@@ -80,9 +80,10 @@ void check_dimensions(const std::string& name, uint64_t width, uint64_t height, 
   }
   const uint64_t limit = std::min<uint64_t>(max_pixels, uint64_t{std::numeric_limits<int>::max()});
   if (width > limit || height > limit || width * height > limit) {
-    fail(name, "is " + std::to_string(width) + "x" + std::to_string(height) + " = " +
-                   std::to_string(width * height) + " pixels, more than the limit of " + std::to_string(limit) +
-                   " (guard against decompression bombs); downscale the image or pass a larger max_pixels");
+    throw ImageTooLargeError("image '" + name + "' is " + std::to_string(width) + "x" + std::to_string(height) +
+                             " = " + std::to_string(width * height) + " pixels, more than the limit of " +
+                             std::to_string(limit) +
+                             " (guard against decompression bombs); downscale the image or pass a larger max_pixels");
   }
 }
 

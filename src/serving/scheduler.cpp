@@ -83,9 +83,12 @@ bool Scheduler::accept(Sequence& seq, int32_t token) {
   seq.tokens.push_back(token);
   const ServingJob& job = *seq.job;
   const bool keep_going = job.on_token ? job.on_token(token) : true;
+  const bool gone = job.cancelled && job.cancelled();
   const bool finished = !keep_going || (token == job.eos_id && !job.ignore_eos) ||
-                        int64_t(seq.tokens.size()) >= job.max_tokens || (job.cancelled && job.cancelled());
+                        int64_t(seq.tokens.size()) >= job.max_tokens || gone;
   if (finished) {
+    ++finished_;
+    if (gone) ++cancelled_;
     if (seq.tokens.size() > 1) seq.timings.decode_s = now_s() - seq.decode_start;
     job.on_done(seq.tokens, seq.timings, "");
   }
@@ -94,6 +97,10 @@ bool Scheduler::accept(Sequence& seq, int32_t token) {
 
 void Scheduler::start(std::shared_ptr<ServingJob> job, double queued_s) {
   try {
+    if (job->exclusive) {
+      job->exclusive();
+      return;
+    }
     if (job->cancelled && job->cancelled()) {
       job->on_done({}, {}, "cancelled");
       return;

@@ -26,6 +26,10 @@ struct ServingTimings {
 
 // One generation. Callbacks run on the scheduler's thread and must not block for long.
 struct ServingJob {
+  // When set, the worker runs this alone between decoding steps instead of the batched path (for
+  // decoding strategies that manage their own sequences, such as beam search); it must report through
+  // on_done itself.
+  std::function<void()> exclusive;
   std::vector<std::vector<float>> pixels;  // preprocessed images, [3, S, S] each
   std::vector<int32_t> prompt_ids;         // image placeholders, <bos>, prompt, "\n"
   int64_t max_tokens = 64;
@@ -54,6 +58,9 @@ class Scheduler {
   bool submit(std::shared_ptr<ServingJob> job);
   size_t queued() const;
   size_t running() const { return running_.load(); }
+  // Finished generations so far, and how many of them ended because their client went away.
+  uint64_t finished() const { return finished_.load(); }
+  uint64_t cancelled() const { return cancelled_.load(); }
 
  private:
   struct Sequence;
@@ -70,6 +77,7 @@ class Scheduler {
   std::deque<std::pair<std::shared_ptr<ServingJob>, double>> queue_;  // job, enqueue time
   std::vector<std::unique_ptr<Sequence>> active_;                     // worker thread only
   std::atomic<size_t> running_{0};
+  std::atomic<uint64_t> finished_{0}, cancelled_{0};
   bool stopping_ = false;
   std::thread worker_;
 };

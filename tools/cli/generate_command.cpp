@@ -1,11 +1,16 @@
 // `paligemma generate`: text for images and a prompt.
+#include <cstdint>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "args.h"
 #include "commands.h"
 #include "io/npy.h"
+#include "io/video.h"
 #include "paligemma/engine.h"
+#include "render/overlay.h"
+#include "tasks/segmentation.h"
 
 namespace pg::cli {
 
@@ -20,21 +25,46 @@ json timings_json(const Timings& t, double load_s) {
               {"total_s", t.total_s}};
 }
 
+// Greedy unless --beams (beam search) or any of --temperature / --top-k / --top-p (sampling) is given.
+void read_decoding_flags(const Args& args, GenerateRequest& req) {
+  req.beams = int(args.get_int("--beams", 1, 1, 256));
+  if (args.has("--length-penalty") && req.beams == 1) throw UsageError("--length-penalty applies to --beams K > 1 only");
+  req.length_penalty = args.get_double("--length-penalty", 1.0, -100, 100);
+  req.sample = args.has("--temperature") || args.has("--top-k") || args.has("--top-p");
+  if (req.sample && req.beams > 1) throw UsageError("--beams cannot be combined with --temperature/--top-k/--top-p");
+  if (args.has("--seed") && !req.sample)
+    throw UsageError("--seed applies to sampling only (give --temperature, --top-k or --top-p)");
+  req.temperature = args.get_double("--temperature", 1.0, 0, 1e6);
+  req.top_k = args.get_int("--top-k", 0, 0, int64_t(1) << 31);
+  req.top_p = args.get_double("--top-p", 1.0, 1e-9, 1.0);
+  req.seed = uint64_t(args.get_int("--seed", 0, 0, INT64_MAX));
+  req.stop = args.all("--stop");
+  for (const std::string& s : req.stop)
+    if (s.empty()) throw UsageError("--stop needs a non-empty text");
+}
+
 }  // namespace
 
 int run_generate(int argc, char** argv) {
   const Args args(argc, argv, 2,
                   {{"--model", true}, {"--image", true}, {"--prompt", true}, {"--max-tokens", true},
                    {"--json", false}, {"--dump-logits", true}, {"--threads", true}, {"--ignore-eos", false},
-                   {"--no-sliding-window", false}, {"--no-final-softcap", false}, {"--f32-activations", false}});
-  if (args.all("--image").empty()) throw UsageError("generate needs at least one --image FILE");
-  if (!args.has("--prompt")) throw UsageError("generate needs --prompt TEXT (e.g. --prompt \"caption en\")");
+                   {"--no-sliding-window", false}, {"--no-final-softcap", false}, {"--f32-activations", false},
+                   {"--task", true}, {"--lang", true}, {"--objects", true}, {"--question", true}, {"--vae", true},
+                   {"--overlay", true},
+                   {"--beams", true}, {"--length-penalty", true}, {"--temperature", true}, {"--top-k", true},
+                   {"--top-p", true}, {"--seed", true}, {"--stop", true}, {"--video", true}, {"--frames", true}});
+  if (args.all("--image").empty() && !args.has("--video"))
+    throw UsageError("generate needs at least one --image FILE (or --video FILE)");
+  if (args.has("--video") && !args.all("--image").empty()) throw UsageError("use either --image or --video, not both");
+  if (args.has("--frames") && !args.has("--video")) throw UsageError("--frames applies to --video only");
   GenerateRequest req;
-  req.prompt = args.get("--prompt");
+  req.prompt = prompt_from_flags(args);
   req.max_tokens = args.get_int("--max-tokens", 64, 1, 1 << 20);
   req.ignore_eos = args.has("--ignore-eos");
   const std::string logits_path = args.get("--dump-logits");
   req.keep_logits = !logits_path.empty();
+  read_decoding_flags(args, req);
   LoadOptions lo;
   lo.threads = int(args.get_int("--threads", 0, 1, 1024));
   lo.sliding_window = !args.has("--no-sliding-window");
@@ -43,6 +73,11 @@ int run_generate(int argc, char** argv) {
 
   // Images first: a bad image is reported before the (slower) model load.
   for (const std::string& path : args.all("--image")) req.images.push_back(decode_image_file(path));
+  if (args.has("--video"))
+    for (VideoFrame& f : sample_video_frames(args.get("--video"), int(args.get_int("--frames", 16, 1, 1024))))
+      req.images.push_back(std::move(f.image));
+  std::unique_ptr<MaskDecoder> vae;
+  if (args.has("--vae")) vae = std::make_unique<MaskDecoder>(args.get("--vae"));
   const auto engine = Engine::load(args.get("--model", default_model_dir()), lo);
   const GenerateResult r = engine->generate(req);
 
@@ -53,11 +88,21 @@ int run_generate(int argc, char** argv) {
     for (const auto& row : r.logits) flat.insert(flat.end(), row.begin(), row.end());
     write_npy_f32(logits_path, flat.data(), {int64_t(r.logits.size()), vocab});
   }
+  // Boxes and masks of detection / segmentation output, on the first image (README "Tasks, boxes and masks").
+  const DecodedObjects objects = decode_objects(r.text, req.images[0].width, req.images[0].height, vae.get());
+  if (args.has("--overlay")) {
+    const std::string warning = write_overlay_png(args.get("--overlay"), req.images[0], objects);
+    if (!warning.empty()) std::cerr << "paligemma: " << warning << "\n";
+  }
+  if (objects.needs_mask_decoder) std::cerr << "paligemma: note: " << kMasksNeedVaeNote << "\n";
   if (args.has("--json")) {
     json out{{"prompt_tokens", r.prompt_tokens},
              {"tokens", r.tokens},
              {"text", r.text},
+             {"finish_reason", r.finish_reason},
              {"timings", timings_json(r.timings, engine->load_seconds())}};
+    if (req.beams > 1) out["score"] = r.score;
+    if (has_loc_tokens(r.text)) out["objects"] = objects_json(objects);
     std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
     std::cout << r.text << "\n";

@@ -26,6 +26,26 @@ const char* const kUsage =
     "  --no-final-softcap     Gemma 2: leave the final logit soft-cap out, as transformers 5.x does\n"
     "  --f32-activations      bf16/f16 checkpoints: keep activations in float32 instead of rounding them\n"
     "                         where transformers does\n"
+    "  decoding (default greedy; README \"Decoding, video and batch\"):\n"
+    "  --beams K              beam search with K beams (transformers' num_beams); --length-penalty L (1.0)\n"
+    "  --temperature T        sample: logits / T (0: greedy), then --top-k K, then --top-p P; --seed S (0)\n"
+    "  --stop TEXT            end when the text contains TEXT (repeatable); the text is cut before it\n"
+    "  --video FILE           N frames (--frames N, default 16) at evenly spaced times, as N images\n"
+    "  tasks (README \"Tasks, boxes and masks\"), instead of --prompt:\n"
+    "  --task NAME            caption | describe | ocr | answer | question | detect | segment\n"
+    "  --lang L               caption, describe, answer, question: language code (default en)\n"
+    "  --objects \"a ; b\"      detect, segment: what to find\n"
+    "  --question TEXT        answer: the question; question: the answer to write a question for\n"
+    "  --vae FILE.npz         segmentation masks from vae-oid.npz (--json objects get \"mask\")\n"
+    "  --overlay OUT.png      boxes, masks and labels drawn on the first image\n"
+    "       paligemma batch [--model DIR] --input REQUESTS.jsonl --output RESULTS.jsonl [--threads N]\n"
+    "                       one JSON request per line -> one JSON result per line; rerun to resume\n"
+    "       paligemma serve [--model DIR] [--vae FILE.npz] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--threads N]\n"
+    "                       [--max-body-mb 32] [--max-image-pixels 50000000] [--max-images 16]\n"
+    "                       [--max-tokens-limit 1024] [--max-queue 64] [--max-batch 8]\n"
+    "       paligemma parse --text TEXT (--width W --height H | --overlay-image IN --overlay OUT.png)\n"
+    "                       [--vae FILE.npz] [--mask-png PREFIX] [--json]\n"
+    "                       boxes / masks of detect or segment output (PREFIX<i>.png: object i's mask)\n"
     "       paligemma --help\n";
 
 }  // namespace
@@ -34,6 +54,9 @@ int main(int argc, char** argv) {
   using namespace pg::cli;
   const std::map<std::string, int (*)(int, char**)> commands = {
       {"generate", run_generate},
+      {"serve", run_serve},
+      {"batch", run_batch},
+      {"parse", run_parse},
   };
   try {
     if (argc < 2) throw UsageError("missing command");

@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""`paligemma serve` against its contract: every endpoint and error status, streaming, the OpenAI-style
+endpoint, cancellation on disconnect, batching giving the CLI's answers, and a bounded mixed load after
+which the process is alive and its memory flat.
+
+usage: server_test.py PALIGEMMA_BINARY FIXTURES_DIR
+Uses only the Python standard library; talks to 127.0.0.1 only; stops by itself.
+"""
+import base64
+import http.client
+import json
+import os
+import random
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+BIN, FIX = sys.argv[1], sys.argv[2]
+MODEL = os.path.join(FIX, "models", "pg2_f32")
+IMAGES = [os.path.join(FIX, "images", "png", n) for n in ("rgb_150x90.png", "rgb_300x201.png", "l_150x90.png")]
+KEY = "test-key"
+passes, failures = 0, 0
+
+
+def check(name, condition, detail=""):
+    global passes, failures
+    if condition:
+        passes += 1
+    else:
+        failures += 1
+        print(f"FAIL: {name} {detail}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def b64(path):
+    with open(path, "rb") as f:
+        return base64.b64encode(f.read()).decode()
+
+
+def png_header_only(width, height):
+    """A PNG whose header declares width x height pixels (a decompression bomb's signature)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    data = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    idat = b"IDAT" + zlib.compress(b"\x00" * 64)
+    return data + struct.pack(">I", len(idat) - 4) + idat + struct.pack(">I", zlib.crc32(idat))
+
+
+class Server:
+    def __init__(self, *extra):
+        self.port = free_port()
+        self.proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", str(self.port), *extra],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if self.request("GET", "/health")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start: " + self.proc.stderr.read().decode(errors="replace"))
+
+    def request(self, method, path, body=None, headers=None, key=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        h = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        if key:
+            h["Authorization"] = "Bearer " + key
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        try:
+            parsed = json.loads(data) if data.strip() and not r.getheader("Content-Type", "").startswith("text/") else data
+        except json.JSONDecodeError:
+            parsed = data
+        return r.status, parsed, r
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        self.proc.terminate()
+        code = self.proc.wait(timeout=30)
+        return code
+
+
+def sse_events(srv, path, body, key=KEY, close_after=None):
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=120)
+    conn.request("POST", path, body=json.dumps(body),
+                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + key})
+    r = conn.getresponse()
+    events, buffer = [], b""
+    while True:
+        chunk = r.read1(65536) if hasattr(r, "read1") else r.read(1)
+        if not chunk:
+            break
+        buffer += chunk
+        while b"\n\n" in buffer:
+            block, buffer = buffer.split(b"\n\n", 1)
+            lines = block.decode().split("\n")
+            event = next((l[7:] for l in lines if l.startswith("event: ")), None)
+            data = next((l[6:] for l in lines if l.startswith("data: ")), None)
+            if data is not None:
+                events.append((event, data))
+        if close_after is not None and len(events) >= close_after:
+            conn.sock.shutdown(socket.SHUT_RDWR)
+            conn.close()
+            return r.status, events
+    conn.close()
+    return r.status, events
+
+
+def cli_tokens(images, prompt, max_tokens, extra=()):
+    args = [BIN, "generate", "--model", MODEL, "--prompt", prompt, "--max-tokens", str(max_tokens), "--json", *extra]
+    for i in images:
+        args += ["--image", i]
+    return json.loads(subprocess.run(args, check=True, capture_output=True).stdout)["tokens"]
+
+
+def main():
+    srv = Server("--api-key", KEY, "--max-body-mb", "2", "--max-image-pixels", "1000000", "--max-images", "3",
+                 "--max-tokens-limit", "8000")
+    try:
+        img = b64(IMAGES[0])
+        ok_body = {"images": ["data:image/png;base64," + img], "prompt": "caption en", "max_tokens": 6}
+
+        # Health, models, page; no key needed for them.
+        st, body, _ = srv.request("GET", "/health")
+        check("health", st == 200 and body["status"] == "ok", body)
+        st, body, _ = srv.request("GET", "/v1/models", key=KEY)
+        check("models", st == 200 and body["data"][0]["id"] == "pg2_f32" and body["data"][0]["resolution"] == 112, body)
+        st, body, r = srv.request("GET", "/")
+        check("page", st == 200 and b"<canvas" in body and r.getheader("Content-Type").startswith("text/html"))
+
+        # Authentication.
+        st, body, _ = srv.request("POST", "/v1/generate", ok_body)
+        check("401 without key", st == 401 and body["error"]["code"] == "unauthorized", (st, body))
+        st, body, _ = srv.request("POST", "/v1/generate", ok_body, key="wrong")
+        check("401 wrong key", st == 401, (st, body))
+
+        # A good request answers what the CLI answers.
+        st, body, _ = srv.request("POST", "/v1/generate", ok_body, key=KEY)
+        expected = cli_tokens([IMAGES[0]], "caption en", 6)
+        check("generate == CLI", st == 200 and body["tokens"] == expected, (st, body, expected))
+        check("generate fields", set(body) >= {"text", "tokens", "timings", "finish_reason"}, body)
+        cli_objects = json.loads(subprocess.run([BIN, "parse", "--text", body["text"], "--width", "150", "--height", "90",
+                                                 "--json"], check=True, capture_output=True).stdout)["objects"]
+        check("objects when the text has loc tokens", ("<loc" in body["text"]) == ("objects" in body) and
+              body.get("objects", []) == cli_objects, body)
+
+        # Multipart upload.
+        boundary = "pgboundary"
+        with open(IMAGES[0], "rb") as f:
+            raw = f.read()
+        form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\ncaption en\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"max_tokens\"\r\n\r\n6\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+                f"Content-Type: image/png\r\n\r\n").encode() + raw + f"\r\n--{boundary}--\r\n".encode()
+        st, body, _ = srv.request("POST", "/v1/generate", form,
+                                  {"Content-Type": f"multipart/form-data; boundary={boundary}"}, key=KEY)
+        check("multipart == CLI", st == 200 and body["tokens"] == expected, (st, body))
+
+        # Two images (NLVR2 style) and sampling with a seed give the CLI's tokens too.
+        two = {"images": [img, b64(IMAGES[2])], "prompt": "answer en same?", "max_tokens": 5}
+        st, body, _ = srv.request("POST", "/v1/generate", two, key=KEY)
+        check("two images == CLI", st == 200 and body["tokens"] == cli_tokens([IMAGES[0], IMAGES[2]], "answer en same?", 5),
+              (st, body))
+
+        # Streaming: one event per token, then the final object; the pieces add up to the text.
+        st, events = sse_events(srv, "/v1/generate", dict(ok_body, stream=True))
+        tokens = [json.loads(d) for e, d in events if e == "token"]
+        final = [json.loads(d) for e, d in events if e == "done"]
+        check("stream status", st == 200)
+        check("stream tokens", [t["token"] for t in tokens] == expected, tokens)
+        check("stream final", len(final) == 1 and final[0]["tokens"] == expected and
+              "".join(t["text"] for t in tokens) == final[0]["text"], final)
+
+        # OpenAI-compatible chat: non-streaming and streaming.
+        chat = {"model": "pg2_f32", "max_tokens": 6, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "caption en"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + img}}]}]}
+        st, body, _ = srv.request("POST", "/v1/chat/completions", chat, key=KEY)
+        check("chat", st == 200 and body["object"] == "chat.completion" and
+              body["choices"][0]["message"]["role"] == "assistant" and body["usage"]["completion_tokens"] == 6, body)
+        chat_text = body["choices"][0]["message"]["content"] if st == 200 else None
+        st, events = sse_events(srv, "/v1/chat/completions", dict(chat, stream=True))
+        chunks = [json.loads(d) for _, d in events if d != "[DONE]"]
+        check("chat stream ends with [DONE]", events and events[-1][1] == "[DONE]", events[-2:])
+        check("chat stream text", "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == chat_text,
+              chunks)
+        multi = dict(chat, messages=chat["messages"] + [{"role": "assistant", "content": "x"},
+                                                         {"role": "user", "content": "more"}])
+        st, body, _ = srv.request("POST", "/v1/chat/completions", multi, key=KEY)
+        check("chat multi-turn 400", st == 400 and "single-turn" in body["error"]["message"], (st, body))
+
+        # Errors, one by one.
+        cases = [
+            ("malformed JSON", "/v1/generate", '{"images": [', {"Content-Type": "application/json"}, 400),
+            ("missing images", "/v1/generate", {"prompt": "caption en"}, None, 400),
+            ("missing prompt", "/v1/generate", {"images": [img]}, None, 400),
+            ("unknown field", "/v1/generate", dict(ok_body, colour=1), None, 400),
+            ("bad max_tokens", "/v1/generate", dict(ok_body, max_tokens=0), None, 400),
+            ("max_tokens over limit", "/v1/generate", dict(ok_body, max_tokens=9000), None, 400),
+            ("wrong type", "/v1/generate", dict(ok_body, temperature="hot"), None, 400),
+            ("not base64", "/v1/generate", dict(ok_body, images=["!!!"]), None, 400),
+            ("URL refused", "/v1/generate", dict(ok_body, images=["https://example.com/a.png"]), None, 400),
+            ("path refused", "/v1/generate", dict(ok_body, images=["/etc/passwd"]), None, 400),
+            ("undecodable", "/v1/generate", dict(ok_body, images=[base64.b64encode(b"not an image").decode()]), None, 415),
+            ("pixel bomb", "/v1/generate", dict(ok_body, images=[base64.b64encode(png_header_only(40000, 40000)).decode()]),
+             None, 413),
+            ("too many images", "/v1/generate", dict(ok_body, images=[img] * 4), None, 413),
+            ("body too large", "/v1/generate", json.dumps(dict(ok_body, prompt="x" * (3 << 20))),
+             {"Content-Type": "application/json"}, 413),
+        ]
+        for name, path, body_, headers, status in cases:
+            st, body, _ = srv.request("POST", path, body_, headers, key=KEY)
+            check(name, st == status and isinstance(body, dict) and set(body.get("error", {})) == {"code", "message"},
+                  (st, body))
+        st, body, _ = srv.request("GET", "/nope", key=KEY)
+        check("404", st == 404 and body["error"]["code"] == "not_found", (st, body))
+        st, body, r = srv.request("GET", "/v1/generate", key=KEY)
+        check("405", st == 405 and r.getheader("Allow") == "POST", (st, body))
+        st, body, r = srv.request("DELETE", "/health")
+        check("405 on GET endpoint", st == 405, (st, body))
+
+        # A client that goes away cancels its generation.
+        before = srv.request("GET", "/health")[1]
+        st, events = sse_events(srv, "/v1/generate", dict(ok_body, max_tokens=7000, stream=True), close_after=3)
+        while srv.request("GET", "/health")[1]["running"] > 0:
+            time.sleep(0.05)
+        after = srv.request("GET", "/health")[1]
+        check("disconnect cancels", after["cancelled"] == before["cancelled"] + 1, (before, after))
+
+        # Bounded mixed load: valid requests get the CLI's tokens, invalid ones their statuses, from many clients.
+        prompts = ["caption en", "answer en what is it?", "detect cat ; dog", "ocr"]
+        expect = {p: cli_tokens([IMAGES[1]], p, 8) for p in prompts}
+        big = b64(IMAGES[1])
+        invalid = [('{"images": [', 400), (json.dumps(dict(ok_body, images=["%%%"])), 400),
+                   (json.dumps(dict(ok_body, images=[base64.b64encode(b"GIF89a broken").decode()])), 415)]
+        results, lock = [], threading.Lock()
+
+        def client(seed):
+            rnd = random.Random(seed)
+            for _ in range(12):
+                if rnd.random() < 0.3:
+                    body_, status = rnd.choice(invalid)
+                    st, body, _ = srv.request("POST", "/v1/generate", body_, {"Content-Type": "application/json"}, key=KEY)
+                    ok = st == status
+                else:
+                    p = rnd.choice(prompts)
+                    st, body, _ = srv.request("POST", "/v1/generate", {"images": [big], "prompt": p, "max_tokens": 8},
+                                              key=KEY)
+                    ok = st == 200 and body["tokens"] == expect[p]
+                with lock:
+                    results.append((ok, st))
+
+        def load_round(offset):
+            threads = [threading.Thread(target=client, args=(offset + i,)) for i in range(16)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        load_round(0)
+        rss_first = srv.rss_kib()
+        load_round(100)
+        rss_second = srv.rss_kib()
+        bad = [r for r in results if not r[0]]
+        check("load: every answer right", len(results) == 384 and not bad, (len(results), bad[:5]))
+        check("load: process alive", srv.proc.poll() is None)
+        check("load: memory flat", rss_second <= rss_first * 1.10 + 8192, (rss_first, rss_second))
+        check("health after load", srv.request("GET", "/health")[0] == 200)
+    finally:
+        code = srv.stop()
+        check("clean shutdown", code == 0, code)
+
+    # A full queue answers 503 with Retry-After.
+    srv = Server("--max-queue", "1", "--max-batch", "1", "--max-tokens-limit", "8000")
+    try:
+        statuses, retry = [], []
+
+        def long_request():
+            st, body, r = srv.request("POST", "/v1/generate", {"images": [img], "prompt": "caption en", "max_tokens": 3000})
+            with lock:
+                statuses.append(st)
+                if st == 503:
+                    retry.append(r.getheader("Retry-After"))
+
+        threads = [threading.Thread(target=long_request) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check("503 when the queue is full", 503 in statuses and 200 in statuses and set(statuses) <= {200, 503}, statuses)
+        check("Retry-After", retry and all(r == "1" for r in retry), retry)
+    finally:
+        srv.stop()
+
+    # Refuses to start on an address it cannot bind, with one clear line.
+    r = subprocess.run([BIN, "serve", "--model", MODEL, "--host", "192.0.2.1", "--port", "1"], capture_output=True)
+    check("bind failure", r.returncode != 0 and b"cannot listen" in r.stderr, r.stderr)
+
+    print(f"{passes} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+// `paligemma serve`: the HTTP server (tools/server/).
+#include <filesystem>
+#include <memory>
+
+#include "../server/server.h"
+#include "args.h"
+#include "commands.h"
+#include "tasks/segmentation.h"
+
+namespace pg::cli {
+
+int run_serve(int argc, char** argv) {
+  const Args args(argc, argv, 2,
+                  {{"--model", true}, {"--vae", true}, {"--host", true}, {"--port", true}, {"--api-key", true}, {"--threads", true},
+                   {"--max-body-mb", true}, {"--max-image-pixels", true}, {"--max-images", true},
+                   {"--max-tokens-limit", true}, {"--max-queue", true}, {"--max-batch", true}});
+  server::Options o;
+  o.host = args.get("--host", o.host);
+  o.port = int(args.get_int("--port", o.port, 0, 65535));
+  o.api_key = args.get("--api-key");
+  o.limits.max_body_bytes = size_t(args.get_int("--max-body-mb", int64_t(o.limits.max_body_bytes >> 20), 1, 4096)) << 20;
+  o.limits.max_image_pixels = size_t(args.get_int("--max-image-pixels", int64_t(o.limits.max_image_pixels), 1, int64_t{1} << 31));
+  o.limits.max_images = size_t(args.get_int("--max-images", int64_t(o.limits.max_images), 1, 256));
+  o.limits.max_tokens = args.get_int("--max-tokens-limit", o.limits.max_tokens, 1, 8192);
+  o.limits.max_queue = size_t(args.get_int("--max-queue", int64_t(o.limits.max_queue), 0, 100000));
+  o.limits.max_batch = size_t(args.get_int("--max-batch", int64_t(o.limits.max_batch), 1, 256));
+  const std::string dir = args.get("--model", default_model_dir());
+  o.model_name = std::filesystem::path(dir).filename().string();
+  LoadOptions lo;
+  lo.threads = int(args.get_int("--threads", 0, 1, 1024));
+  std::unique_ptr<MaskDecoder> vae;
+  if (args.has("--vae")) vae = std::make_unique<MaskDecoder>(args.get("--vae"));
+  const auto engine = Engine::load(dir, lo);
+  return server::serve(*engine, vae.get(), o);
+}
+
+}  // namespace pg::cli

@@ -1,0 +1,710 @@
+#include "server.h"
+
+#include <httplib.h>
+#include <signal.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <ctime>
+#include <deque>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "generate/sampling.h"
+#include "io/tokenizer.h"
+#include "model/paligemma.h"
+#include "serving/scheduler.h"
+#include "tasks/detection.h"
+#include "tasks/segmentation.h"
+
+namespace pg::server {
+
+using nlohmann::json;
+
+extern const char* const kPageHtml;  // page.html, embedded by CMake
+
+namespace {
+
+// An answer other than 200: status, machine-readable code, message for people.
+struct HttpError {
+  int status;
+  std::string code;
+  std::string message;
+};
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
+  res.status = status;
+  res.set_content(dump({{"error", {{"code", code}, {"message", message}}}}), "application/json");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Request parsing
+
+std::string decode_base64(const std::string& in) {
+  static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0, padding = 0;
+  for (char c : in) {
+    if (c == '\r' || c == '\n' || c == ' ') continue;
+    if (c == '=') {
+      ++padding;
+      continue;
+    }
+    const size_t v = alphabet.find(c);
+    if (v == std::string::npos || padding)
+      throw HttpError{400, "invalid_image", "an image is not valid base64 (nor a data URL holding base64)"};
+    acc = (acc << 6) | uint32_t(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(char((acc >> bits) & 0xff));
+    }
+  }
+  if (padding > 2) throw HttpError{400, "invalid_image", "an image's base64 has too much padding"};
+  return out;
+}
+
+ImageRGB8 decode_image_bytes(const std::string& bytes, const std::string& name, const Limits& limits) {
+  if (bytes.empty()) throw HttpError{400, "invalid_image", name + " is empty"};
+  try {
+    return decode_image_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), name,
+                               limits.max_image_pixels);
+  } catch (const ImageTooLargeError& e) {
+    throw HttpError{413, "image_too_large", e.what()};
+  } catch (const Error& e) {
+    throw HttpError{415, "unsupported_image", e.what()};
+  }
+}
+
+// A base64 string or a data URL ("data:image/png;base64,..."). URLs and paths are refused: the server
+// never fetches or opens what a client names.
+ImageRGB8 image_from_string(const std::string& s, const std::string& name, const Limits& limits) {
+  std::string payload = s;
+  if (s.rfind("data:", 0) == 0) {
+    const size_t comma = s.find(',');
+    if (comma == std::string::npos || s.substr(0, comma).find(";base64") == std::string::npos)
+      throw HttpError{400, "invalid_image", name + " is a data URL without base64 data"};
+    payload = s.substr(comma + 1);
+  } else if (s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 || s.rfind("file:", 0) == 0 ||
+             s.rfind("/", 0) == 0) {
+    throw HttpError{400, "invalid_image",
+                    name + " must be base64 or a data URL; the server does not fetch URLs or read files"};
+  }
+  return decode_image_bytes(decode_base64(payload), name, limits);
+}
+
+// What a client asked for, whatever the endpoint.
+struct Ask {
+  std::vector<ImageRGB8> images;
+  std::string prompt;
+  int64_t max_tokens = 64;
+  int beams = 1;
+  bool sample = false;
+  SamplingOptions sampling;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool ignore_eos = false;
+};
+
+template <typename T>
+T field(const json& body, const char* key, T fallback, const char* what) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return fallback;
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    throw HttpError{400, "invalid_field", std::string("\"") + key + "\" must be " + what};
+  }
+}
+
+void read_decoding(const json& body, Ask& ask, const Limits& limits, const char* max_tokens_key) {
+  ask.max_tokens = field<int64_t>(body, max_tokens_key, 64, "a whole number");
+  if (ask.max_tokens < 1 || ask.max_tokens > limits.max_tokens)
+    throw HttpError{400, "invalid_field", std::string("\"") + max_tokens_key + "\" must be from 1 to " +
+                                              std::to_string(limits.max_tokens)};
+  ask.beams = field<int>(body, "beams", 1, "a whole number");
+  if (ask.beams < 1 || ask.beams > 8) throw HttpError{400, "invalid_field", "\"beams\" must be from 1 to 8"};
+  const double temperature = field<double>(body, "temperature", 0.0, "a number");
+  if (!(temperature >= 0 && temperature <= 100))
+    throw HttpError{400, "invalid_field", "\"temperature\" must be from 0 (greedy) to 100"};
+  ask.sampling.temperature = temperature > 0 ? temperature : 1.0;
+  ask.sample = temperature > 0;
+  ask.sampling.top_k = field<int64_t>(body, "top_k", 0, "a whole number");
+  ask.sampling.top_p = field<double>(body, "top_p", 1.0, "a number");
+  if (ask.sampling.top_k < 0) throw HttpError{400, "invalid_field", "\"top_k\" must not be negative"};
+  if (!(ask.sampling.top_p > 0 && ask.sampling.top_p <= 1))
+    throw HttpError{400, "invalid_field", "\"top_p\" must be in (0, 1]"};
+  ask.seed = field<uint64_t>(body, "seed", 0, "a non-negative whole number");
+  if (ask.beams > 1 && ask.sample)
+    throw HttpError{400, "invalid_field", "beam search does not sample: use \"beams\" or \"temperature\", not both"};
+  auto stop = body.find("stop");
+  if (stop != body.end() && !stop->is_null()) {
+    if (stop->is_string()) {
+      ask.stop.push_back(stop->get<std::string>());
+    } else if (stop->is_array()) {
+      for (const auto& s : *stop) {
+        if (!s.is_string()) throw HttpError{400, "invalid_field", "\"stop\" must be a string or a list of strings"};
+        ask.stop.push_back(s.get<std::string>());
+      }
+    } else {
+      throw HttpError{400, "invalid_field", "\"stop\" must be a string or a list of strings"};
+    }
+    for (const auto& s : ask.stop)
+      if (s.empty()) throw HttpError{400, "invalid_field", "a stop string must not be empty"};
+  }
+  ask.stream = field<bool>(body, "stream", false, "true or false");
+  ask.ignore_eos = field<bool>(body, "ignore_eos", false, "true or false");
+}
+
+json parse_json(const std::string& body) {
+  try {
+    json j = json::parse(body);
+    if (!j.is_object()) throw HttpError{400, "invalid_json", "the request body must be a JSON object"};
+    return j;
+  } catch (const json::exception& e) {
+    throw HttpError{400, "invalid_json", std::string("the request body is not valid JSON: ") + e.what()};
+  }
+}
+
+void check_prompt(const std::string& prompt, const Limits& limits) {
+  if (prompt.size() > limits.max_prompt_bytes)
+    throw HttpError{413, "prompt_too_long", "the prompt is longer than " + std::to_string(limits.max_prompt_bytes) + " bytes"};
+}
+
+void check_image_count(size_t n, const Limits& limits) {
+  if (n == 0) throw HttpError{400, "missing_image", "PaliGemma needs at least one image"};
+  if (n > limits.max_images)
+    throw HttpError{413, "too_many_images", "at most " + std::to_string(limits.max_images) + " images per request"};
+}
+
+// POST /v1/generate with a JSON body.
+Ask parse_generate_json(const std::string& body, const Limits& limits) {
+  const json j = parse_json(body);
+  static const std::set<std::string> known = {"images", "prompt", "max_tokens", "beams", "temperature", "top_k",
+                                              "top_p", "seed", "stop", "stream", "ignore_eos"};
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!known.count(it.key())) throw HttpError{400, "unknown_field", "unknown field \"" + it.key() + "\""};
+  Ask ask;
+  auto images = j.find("images");
+  if (images == j.end() || !images->is_array())
+    throw HttpError{400, "missing_image", "\"images\" must be a list of base64 strings or data URLs"};
+  check_image_count(images->size(), limits);
+  for (size_t i = 0; i < images->size(); ++i) {
+    if (!(*images)[i].is_string()) throw HttpError{400, "invalid_image", "images[" + std::to_string(i) + "] is not a string"};
+    ask.images.push_back(image_from_string((*images)[i].get<std::string>(), "images[" + std::to_string(i) + "]", limits));
+  }
+  auto prompt = j.find("prompt");
+  if (prompt == j.end() || !prompt->is_string()) throw HttpError{400, "missing_prompt", "\"prompt\" (a string) is required"};
+  ask.prompt = prompt->get<std::string>();
+  check_prompt(ask.prompt, limits);
+  read_decoding(j, ask, limits, "max_tokens");
+  return ask;
+}
+
+// POST /v1/generate as multipart/form-data: image files in "image" (repeatable), other fields as text.
+Ask parse_generate_multipart(const httplib::Request& req, const Limits& limits) {
+  json fields = json::object();
+  std::vector<ImageRGB8> images;
+  for (const auto& [name, part] : req.files) {
+    if (name == "image" || name == "images") {
+      images.size() < limits.max_images
+          ? images.push_back(decode_image_bytes(part.content, part.filename.empty() ? "image" : part.filename, limits))
+          : check_image_count(images.size() + 1, limits);
+    } else if (name == "prompt" || name == "stop") {
+      fields[name] = part.content;
+    } else if (name == "stream" || name == "ignore_eos") {
+      fields[name] = part.content == "true" || part.content == "1";
+    } else if (name == "max_tokens" || name == "beams" || name == "temperature" || name == "top_k" ||
+               name == "top_p" || name == "seed") {
+      try {
+        fields[name] = json::parse(part.content);
+      } catch (const json::exception&) {
+        throw HttpError{400, "invalid_field", "form field \"" + name + "\" must be a number"};
+      }
+    } else {
+      throw HttpError{400, "unknown_field", "unknown form field \"" + name + "\""};
+    }
+  }
+  check_image_count(images.size(), limits);
+  if (!fields.contains("prompt")) throw HttpError{400, "missing_prompt", "form field \"prompt\" is required"};
+  Ask ask;
+  ask.images = std::move(images);
+  ask.prompt = fields["prompt"].get<std::string>();
+  check_prompt(ask.prompt, limits);
+  read_decoding(fields, ask, limits, "max_tokens");
+  return ask;
+}
+
+// POST /v1/chat/completions: one user message with text and image_url parts.
+Ask parse_chat(const std::string& body, const Limits& limits) {
+  const json j = parse_json(body);
+  auto messages = j.find("messages");
+  if (messages == j.end() || !messages->is_array() || messages->empty())
+    throw HttpError{400, "missing_messages", "\"messages\" must be a non-empty list"};
+  if (messages->size() != 1 || !(*messages)[0].is_object() || (*messages)[0].value("role", "") != "user")
+    throw HttpError{400, "single_turn_only",
+                    "PaliGemma is a single-turn model: send exactly one user message (text and images), "
+                    "without system or earlier turns"};
+  if (j.value("n", 1) != 1) throw HttpError{400, "invalid_field", "\"n\" must be 1"};
+  Ask ask;
+  const json& content = (*messages)[0]["content"];
+  std::string text;
+  auto add_text = [&](const std::string& t) { text += (text.empty() || t.empty() ? "" : " ") + t; };
+  if (content.is_string()) {
+    add_text(content.get<std::string>());
+  } else if (content.is_array()) {
+    for (const auto& part : content) {
+      const std::string type = part.is_object() ? part.value("type", "") : "";
+      if (type == "text") {
+        add_text(part.value("text", ""));
+      } else if (type == "image_url") {
+        const json& u = part.contains("image_url") ? part["image_url"] : json();
+        const std::string url = u.is_object() ? u.value("url", "") : (u.is_string() ? u.get<std::string>() : "");
+        check_image_count(ask.images.size() + 1, limits);
+        ask.images.push_back(image_from_string(url, "image " + std::to_string(ask.images.size() + 1), limits));
+      } else {
+        throw HttpError{400, "invalid_field", "message content parts must be of type \"text\" or \"image_url\""};
+      }
+    }
+  } else {
+    throw HttpError{400, "invalid_field", "message \"content\" must be a string or a list of parts"};
+  }
+  check_image_count(ask.images.size(), limits);
+  ask.prompt = text;
+  check_prompt(ask.prompt, limits);
+  read_decoding(j, ask, limits, j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
+  return ask;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Running a request
+
+// Tokens flowing from the scheduler thread to the HTTP thread of one request.
+struct Channel {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<int32_t> tokens;
+  bool done = false;
+  bool stopped = false;  // a stop string ended it
+  std::string error;
+  ServingTimings timings;
+  std::atomic<bool> cancelled{false};
+  std::vector<std::string> stops;
+  int image_width = 0, image_height = 0;  // of the first image: boxes and masks are in its pixels
+};
+
+size_t first_stop(const std::string& text, const std::vector<std::string>& stops) {
+  size_t first = std::string::npos;
+  for (const auto& s : stops) first = std::min(first, text.find(s));
+  return first;
+}
+
+// The part of `text` a client may already be shown: cut before a stop string; while generation goes on,
+// also without a tail that may still become a stop string or is an incomplete UTF-8 character (the
+// tokenizer shows those as U+FFFD until the next byte arrives).
+std::string visible_text(const std::string& text, const std::vector<std::string>& stops, bool final) {
+  const size_t stop = first_stop(text, stops);
+  if (stop != std::string::npos) return text.substr(0, stop);
+  if (final) return text;
+  size_t keep = text.size();
+  for (const auto& s : stops)
+    for (size_t n = std::min(s.size() - 1, text.size()); n > 0; --n)
+      if (text.compare(text.size() - n, n, s, 0, n) == 0) {
+        keep = std::min(keep, text.size() - n);
+        break;
+      }
+  static const std::string replacement = "\xEF\xBF\xBD";
+  while (keep >= 3 && text.compare(keep - 3, 3, replacement) == 0) keep -= 3;
+  return text.substr(0, keep);
+}
+
+class Service {
+ public:
+  Service(const Engine& engine, const MaskDecoder* mask_decoder, const Options& options)
+      : engine_(engine),
+        mask_decoder_(mask_decoder),
+        options_(options),
+        scheduler_(engine.model(), options.limits.max_queue, options.limits.max_batch) {}
+
+  // Queues the request; throws HttpError (400 for prompts the model cannot take, 503 when full).
+  std::shared_ptr<Channel> submit(const Ask& ask) {
+    auto job = std::make_shared<ServingJob>();
+    std::vector<int32_t> ids;
+    try {
+      for (const auto& image : ask.images) job->pixels.push_back(engine_.preprocess(image));
+      ids = engine_.prompt_ids(ask.images.size(), ask.prompt);
+    } catch (const Error& e) {
+      throw HttpError{400, "invalid_prompt", e.what()};
+    }
+    const int64_t limit = engine_.model().config().text.max_positions;
+    if (int64_t(ids.size()) + ask.max_tokens > limit)
+      throw HttpError{400, "too_long", "the images and prompt (" + std::to_string(ids.size()) + " tokens) plus " +
+                                           std::to_string(ask.max_tokens) + " new tokens exceed the model's " +
+                                           std::to_string(limit) + " positions"};
+    auto channel = std::make_shared<Channel>();
+    channel->stops = ask.stop;
+    channel->image_width = ask.images[0].width;
+    channel->image_height = ask.images[0].height;
+    job->prompt_ids = ids;
+    job->max_tokens = ask.max_tokens;
+    job->eos_id = engine_.tokenizer().eos_id();
+    job->ignore_eos = ask.ignore_eos;
+    job->cancelled = [channel] { return channel->cancelled.load(); };
+    job->on_done = [channel](const std::vector<int32_t>& tokens, const ServingTimings& t, const std::string& error) {
+      std::lock_guard<std::mutex> lock(channel->mutex);
+      channel->tokens = tokens;
+      channel->timings = t;
+      channel->error = error;
+      channel->done = true;
+      channel->changed.notify_all();
+    };
+    const Tokenizer& tokenizer = engine_.tokenizer();
+    job->on_token = [channel, stops = ask.stop, &tokenizer](int32_t token) {
+      std::lock_guard<std::mutex> lock(channel->mutex);
+      channel->tokens.push_back(token);
+      channel->changed.notify_all();
+      if (!stops.empty() && first_stop(tokenizer.decode(channel->tokens), stops) != std::string::npos) {
+        channel->stopped = true;
+        return false;
+      }
+      return true;
+    };
+    if (ask.beams > 1) {
+      // Beam search keeps its own beams: it runs alone on the worker, through the engine.
+      GenerateRequest req;
+      req.images = ask.images;
+      req.prompt = ask.prompt;
+      req.max_tokens = ask.max_tokens;
+      req.beams = ask.beams;
+      req.ignore_eos = ask.ignore_eos;
+      req.stop = ask.stop;
+      job->exclusive = [this, req, job] {
+        try {
+          const GenerateResult r = engine_.generate(req);
+          for (int32_t t : r.tokens) job->on_token(t);
+          job->on_done(r.tokens, {}, "");
+        } catch (const std::exception& e) {
+          job->on_done({}, {}, e.what());
+        }
+      };
+    } else if (ask.sample) {
+      // The same draws as the engine's sampler: one std::mt19937_64 seeded per request.
+      auto rng = std::make_shared<std::mt19937_64>(ask.seed);
+      job->choose = [rng, opts = ask.sampling](std::vector<float>& logits) {
+        return draw_token(filtered_distribution(logits, opts), *rng);
+      };
+    }
+    if (!scheduler_.submit(job))
+      throw HttpError{503, "busy", "the server's queue is full (" + std::to_string(options_.limits.max_queue) +
+                                       " waiting requests); retry shortly"};
+    return channel;
+  }
+
+  // The final answer for a finished channel, in the /v1/generate shape.
+  json result(const Channel& c) const {
+    const std::string text = visible_text(engine_.decode(c.tokens), c.stops, true);
+    const auto& t = c.timings;
+    json out{{"text", text},
+                {"tokens", c.tokens},
+                {"finish_reason", finish_reason(c)},
+                {"timings",
+                 {{"queued_s", t.queued_s}, {"vision_s", t.vision_s}, {"prefill_s", t.prefill_s}, {"decode_s", t.decode_s}}}};
+    // Detection / segmentation output as boxes and masks, like `paligemma generate --json`.
+    if (has_loc_tokens(text))
+      out["objects"] = objects_json(decode_objects(text, c.image_width, c.image_height, mask_decoder_));
+    return out;
+  }
+
+  std::string finish_reason(const Channel& c) const {
+    if (c.stopped) return "stop";
+    if (!c.tokens.empty() && c.tokens.back() == engine_.tokenizer().eos_id()) return "eos";
+    return "max_tokens";
+  }
+
+  const Engine& engine() const { return engine_; }
+  const Options& options() const { return options_; }
+  json health() const {
+    return json{{"status", "ok"},
+                {"running", scheduler_.running()},
+                {"queued", scheduler_.queued()},
+                {"finished", scheduler_.finished()},
+                {"cancelled", scheduler_.cancelled()}};
+  }
+
+ private:
+  const Engine& engine_;
+  const MaskDecoder* mask_decoder_;  // null: segmentation answers carry boxes only
+  const Options& options_;
+  Scheduler scheduler_;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// HTTP
+
+// Waits until the channel has more than `seen` tokens or is done, at most `timeout`.
+void wait_for_progress(Channel& c, size_t seen, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(c.mutex);
+  c.changed.wait_for(lock, timeout, [&] { return c.done || c.tokens.size() > seen; });
+}
+
+enum class Api { Generate, Chat };
+
+struct ChatIds {
+  std::string id;
+  int64_t created;
+};
+
+json chat_object(const json& result, const ChatIds& ids, const std::string& model, size_t prompt_tokens) {
+  const std::string reason = result["finish_reason"] == "max_tokens" ? "length" : "stop";
+  const size_t completion = result["tokens"].size();
+  json out{{"id", ids.id},
+           {"object", "chat.completion"},
+           {"created", ids.created},
+           {"model", model},
+           {"choices", json::array({{{"index", 0},
+                                     {"message", {{"role", "assistant"}, {"content", result["text"]}}},
+                                     {"finish_reason", reason}}})},
+           {"usage",
+            {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion}, {"total_tokens", prompt_tokens + completion}}}};
+  if (result.contains("objects")) out["objects"] = result["objects"];  // the structured boxes and masks, an extra field
+  return out;
+}
+
+json chat_chunk(const ChatIds& ids, const std::string& model, const json& delta, const json& finish_reason) {
+  return json{{"id", ids.id},
+              {"object", "chat.completion.chunk"},
+              {"created", ids.created},
+              {"model", model},
+              {"choices", json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish_reason}}})}};
+}
+
+// Sends the answer of a queued request: one JSON object, or server-sent events when streaming. The body
+// is produced while the request runs, so that a client that goes away is noticed (a failed write) and
+// its generation cancelled; a non-streaming answer sends JSON whitespace while waiting to find out.
+void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Response& res, Api api, bool stream,
+             size_t prompt_tokens) {
+  const std::string model = service.options().model_name;
+  const ChatIds ids{"chatcmpl-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()),
+                    int64_t(std::time(nullptr))};
+  const Engine& engine = service.engine();
+  Service* svc = &service;
+  if (!stream) {
+    res.set_chunked_content_provider("application/json", [=](size_t, httplib::DataSink& sink) {
+      for (;;) {
+        wait_for_progress(*channel, SIZE_MAX, std::chrono::milliseconds(2000));
+        std::lock_guard<std::mutex> lock(channel->mutex);
+        if (channel->done) break;
+        if (!sink.write(" ", 1)) {
+          channel->cancelled = true;
+          return false;
+        }
+      }
+      json body;
+      if (!channel->error.empty()) {
+        body = {{"error", {{"code", "generation_failed"}, {"message", channel->error}}}};
+      } else {
+        body = svc->result(*channel);
+        if (api == Api::Chat) body = chat_object(body, ids, model, prompt_tokens);
+      }
+      const std::string text = dump(body) + "\n";
+      sink.write(text.data(), text.size());
+      sink.done();
+      return true;
+    });
+    return;
+  }
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider("text/event-stream", [=, &engine](size_t, httplib::DataSink& sink) {
+    auto send = [&](const std::string& event) {
+      if (sink.write(event.data(), event.size())) return true;
+      channel->cancelled = true;
+      return false;
+    };
+    if (api == Api::Chat && !send("data: " + dump(chat_chunk(ids, model, {{"role", "assistant"}, {"content", ""}}, nullptr)) + "\n\n"))
+      return false;
+    size_t seen = 0;
+    std::string sent;
+    for (;;) {
+      wait_for_progress(*channel, seen, std::chrono::milliseconds(2000));
+      std::vector<int32_t> tokens;
+      bool done;
+      {
+        std::lock_guard<std::mutex> lock(channel->mutex);
+        tokens = channel->tokens;
+        done = channel->done;
+      }
+      if (tokens.size() == seen && !done) {
+        if (!send(": waiting\n\n")) return false;  // an SSE comment: keeps the connection honest
+        continue;
+      }
+      const std::string visible = visible_text(engine.decode(tokens), channel->stops, done);
+      std::string delta = visible.compare(0, sent.size(), sent) == 0 ? visible.substr(sent.size()) : "";
+      for (size_t i = seen; i < tokens.size(); ++i) {
+        const bool last = i + 1 == tokens.size();
+        const std::string piece = last ? delta : "";
+        std::string event;
+        if (api == Api::Generate) {
+          event = "event: token\ndata: " + dump({{"token", tokens[i]}, {"text", piece}}) + "\n\n";
+        } else if (!piece.empty()) {
+          event = "data: " + dump(chat_chunk(ids, model, {{"content", piece}}, nullptr)) + "\n\n";
+        }
+        if (!event.empty() && !send(event)) return false;
+      }
+      sent += delta;
+      seen = tokens.size();
+      if (!done) continue;
+      std::string end;
+      if (!channel->error.empty()) {
+        end = "event: error\ndata: " + dump({{"error", {{"code", "generation_failed"}, {"message", channel->error}}}}) + "\n\n";
+      } else if (api == Api::Generate) {
+        end = "event: done\ndata: " + dump(svc->result(*channel)) + "\n\n";
+      } else {
+        const json result = svc->result(*channel);
+        const std::string reason = result["finish_reason"] == "max_tokens" ? "length" : "stop";
+        end = "data: " + dump(chat_chunk(ids, model, json::object(), reason)) + "\n\ndata: [DONE]\n\n";
+      }
+      send(end);
+      sink.done();
+      return true;
+    }
+  });
+}
+
+json models_json(const Engine& engine, const std::string& name) {
+  const ModelInfo i = engine.info();
+  return json{{"object", "list"},
+              {"data",
+               json::array({{{"id", name},
+                             {"object", "model"},
+                             {"owned_by", "paligemma.cpp"},
+                             {"architecture", i.architecture},
+                             {"resolution", i.image_size},
+                             {"image_tokens", i.image_tokens},
+                             {"dtype", i.weight_dtype},
+                             {"vocab_rows", i.vocab_rows}}})}};
+}
+
+}  // namespace
+
+int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& options) {
+  // SIGINT/SIGTERM are taken by one thread (sigwait) that stops the server; other threads never see them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  Service service(engine, mask_decoder, options);
+  httplib::Server http;
+  const Limits& limits = options.limits;
+  const size_t workers = std::max<size_t>(16, limits.max_queue + limits.max_batch + 8);
+  http.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  http.set_payload_max_length(limits.max_body_bytes);
+
+  http.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
+    if (options.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+    const std::string auth = req.get_header_value("Authorization");
+    if (auth == "Bearer " + options.api_key) return httplib::Server::HandlerResponse::Unhandled;
+    send_error(res, 401, "unauthorized",
+               auth.empty() ? "this server needs \"Authorization: Bearer <key>\"" : "wrong API key");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  http.set_error_handler([&](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404) {
+      send_error(res, 404, "not_found", "no such endpoint; see GET / for the API");
+    } else if (res.status == 413 && req.get_header_value("Content-Type").find("x-www-form-urlencoded") != std::string::npos) {
+      // cpp-httplib caps form-encoded bodies at 8 KiB whatever the server's limit (curl -d sends that type).
+      send_error(res, 413, "body_too_large", "form-encoded bodies are limited to 8 KiB: send JSON with "
+                                             "\"Content-Type: application/json\" or multipart/form-data");
+    } else if (res.status == 413) {
+      send_error(res, 413, "body_too_large", "the request body is over the server's limit of " +
+                                                 std::to_string(limits.max_body_bytes >> 20) + " MiB");
+    } else {
+      send_error(res, res.status, "bad_request", "the request could not be read");
+    }
+  });
+  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    send_error(res, 500, "internal_error", "the server failed on this request");
+  });
+
+  auto guarded = [&](auto body) {
+    return [&, body](const httplib::Request& req, httplib::Response& res) {
+      try {
+        body(req, res);
+      } catch (const HttpError& e) {
+        if (e.status == 503) res.set_header("Retry-After", "1");
+        send_error(res, e.status, e.code, e.message);
+      }
+    };
+  };
+  auto not_allowed = [](const std::string& allow) {
+    return [allow](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Allow", allow);
+      send_error(res, 405, "method_not_allowed", "use " + allow + " for this endpoint");
+    };
+  };
+
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_content(kPageHtml, "text/html; charset=utf-8"); });
+  http.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(dump(service.health()), "application/json");
+  });
+  http.Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(dump(models_json(engine, options.model_name)), "application/json");
+  });
+  http.Post("/v1/generate", guarded([&](const httplib::Request& req, httplib::Response& res) {
+    const Ask ask = req.is_multipart_form_data() ? parse_generate_multipart(req, limits) : parse_generate_json(req.body, limits);
+    auto channel = service.submit(ask);
+    respond(service, channel, res, Api::Generate, ask.stream, 0);
+  }));
+  http.Post("/v1/chat/completions", guarded([&](const httplib::Request& req, httplib::Response& res) {
+    const Ask ask = parse_chat(req.body, limits);
+    const size_t prompt_tokens = engine.prompt_ids(ask.images.size(), ask.prompt).size();
+    auto channel = service.submit(ask);
+    respond(service, channel, res, Api::Chat, ask.stream, prompt_tokens);
+  }));
+  for (const char* path : {"/v1/generate", "/v1/chat/completions"}) {
+    http.Get(path, not_allowed("POST"));
+    http.Put(path, not_allowed("POST"));
+    http.Delete(path, not_allowed("POST"));
+    http.Patch(path, not_allowed("POST"));
+  }
+  for (const char* path : {"/", "/health", "/v1/models"}) {
+    http.Post(path, not_allowed("GET"));
+    http.Put(path, not_allowed("GET"));
+    http.Delete(path, not_allowed("GET"));
+    http.Patch(path, not_allowed("GET"));
+  }
+
+  if (!http.bind_to_port(options.host, options.port)) {
+    std::cerr << "paligemma: cannot listen on " << options.host << ":" << options.port
+              << " (address in use, or not an address of this machine)\n";
+    return 1;
+  }
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    http.stop();
+  });
+  std::cerr << "paligemma: serving " << options.model_name << " on http://" << options.host << ":" << options.port
+            << "/ (Ctrl-C stops)" << std::endl;
+  http.listen_after_bind();
+  // listen returned: by a signal, or an error; make sure the stopper thread ends either way.
+  pthread_kill(stopper.native_handle(), SIGTERM);
+  stopper.join();
+  return 0;
+}
+
+}  // namespace pg::server
