@@ -8,10 +8,15 @@
 #   (BMP, GIF, TGA and PNM are decoded in src/io/image.cpp: stb_image differs from Pillow on several of
 #    their variants, and pixel parity with the reference is the requirement)
 #   nlohmann-json3-dev    config.json, safetensors headers, JSON output
+#   libcpp-httplib-dev    the HTTP server of `paligemma serve` (threaded, chunked responses for streaming)
+#   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev   --video: demuxing, decoding, YUV -> RGB (FFmpeg)
+#   zlib1g-dev            deflated members of .npz files (the segmentation mask decoder vae-oid.npz)
+#   libfreetype-dev fonts-dejavu-core   overlay labels: FreeType renders DejaVu Sans (any script DejaVu covers)
 #   libgtest-dev          unit tests
 set -euo pipefail
 PKGS="cmake g++ make pkg-config libsentencepiece-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
-      nlohmann-json3-dev libgtest-dev python3"
+      nlohmann-json3-dev libcpp-httplib-dev libgtest-dev python3 libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
+      zlib1g-dev libfreetype-dev fonts-dejavu-core"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
