@@ -5,7 +5,7 @@
 
 namespace pg {
 
-void attention(const float* q, int64_t T, int64_t q_start, const float* k, const float* v, int64_t n_keys,
+void attention_reference(const float* q, int64_t T, int64_t q_start, const float* k, const float* v, int64_t n_keys,
                const AttentionShape& s, float* out) {
   const int64_t hd = s.head_dim;
   const int64_t group = s.n_heads / s.n_kv_heads;
@@ -51,7 +51,7 @@ void attention(const float* q, int64_t T, int64_t q_start, const float* k, const
           const float* vv = v + j * kv_stride + kvh * hd;
           for (int64_t d = 0; d < hd; ++d) o[d] += p * vv[d];
         }
-        round_inplace(o, size_t(hd), s.act);
+        round_inplace_reference(o, size_t(hd), s.act);
       }
     }
   }

@@ -23,8 +23,14 @@ struct AttentionShape {
 
 // q: [T, n_heads * head_dim] for positions q_start .. q_start + T - 1 (0-based sequence indices);
 // k, v: [n_keys, n_kv_heads * head_dim] for positions 0 .. n_keys - 1; out: [T, n_heads * head_dim].
+// Vectorized and dispatched by instruction set (cpu_features.h): per head, the scores and the output are
+// matrix products; the score transforms, the softmax and every rounding point are attention_reference's.
 void attention(const float* q, int64_t T, int64_t q_start, const float* k, const float* v, int64_t n_keys,
                const AttentionShape& shape, float* out);
+
+// Plain reference twin (and the scalar level): one query, one head, one key at a time.
+void attention_reference(const float* q, int64_t T, int64_t q_start, const float* k, const float* v,
+                         int64_t n_keys, const AttentionShape& shape, float* out);
 
 // Whether query position i may attend to key position j under `shape`'s mask.
 inline bool attention_allowed(int64_t i, int64_t j, const AttentionShape& shape) {

@@ -1,10 +1,11 @@
+// The scalar level's matrix product (portable C++, GCC vector extensions lowered to whatever the
+// baseline target has) and the plain reference.
 #include "kernels/matmul.h"
-
-
-#include <omp.h>
 
 #include <algorithm>
 #include <vector>
+
+#include "kernels/isa_kernels.h"
 
 namespace pg {
 namespace {
@@ -60,9 +61,7 @@ inline void store_tile(const float* x, int64_t ldx, const float* w, int64_t K, i
 }
 
 // y[m0:m1, n0:n0+nb] for one block of nb (<= kRowsPerBlock) weight rows starting at row n0; rows stored
-// in a narrower type are widened into `scratch` first. Cloned per instruction set (x86-64-v4 = AVX-512,
-// v3 = AVX2 + FMA + F16C) and chosen at run time.
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+// in a narrower type are widened into `scratch` first.
 void compute_block(const float* x, int64_t m0, int64_t m1, const MatrixView& W, int64_t n0, int64_t nb,
                    float* scratch, const float* bias, float* y) {
   const int64_t K = W.cols, N = W.rows;
@@ -88,7 +87,7 @@ void compute_block(const float* x, int64_t m0, int64_t m1, const MatrixView& W, 
 
 }  // namespace
 
-void matmul(const float* x, int64_t M, const MatrixView& W, const float* bias, float* y) {
+void scalar::matmul(const float* x, int64_t M, const MatrixView& W, const float* bias, float* y) {
   const int64_t N = W.rows, K = W.cols;
   const int64_t blocks = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   for (int64_t m0 = 0; m0 < M; m0 += kInputRowsPerPass) {

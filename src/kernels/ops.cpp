@@ -5,7 +5,7 @@
 
 namespace pg {
 
-void rms_norm(const float* x, int64_t rows, int64_t dim, const float* w, float scale_offset, float eps,
+void rms_norm_reference(const float* x, int64_t rows, int64_t dim, const float* w, float scale_offset, float eps,
               float* y) {
 #pragma omp parallel for schedule(static) if (rows > 16)
   for (int64_t r = 0; r < rows; ++r) {
@@ -18,7 +18,7 @@ void rms_norm(const float* x, int64_t rows, int64_t dim, const float* w, float s
   }
 }
 
-void layer_norm(const float* x, int64_t rows, int64_t dim, const float* w, const float* b, float eps,
+void layer_norm_reference(const float* x, int64_t rows, int64_t dim, const float* w, const float* b, float eps,
                 float* y) {
 #pragma omp parallel for schedule(static) if (rows > 16)
   for (int64_t r = 0; r < rows; ++r) {
@@ -41,12 +41,12 @@ static inline float gelu_tanh_scalar(float v) {
   return 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
 }
 
-void gelu_tanh(float* x, int64_t n) {
+void gelu_tanh_reference(float* x, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) x[i] = gelu_tanh_scalar(x[i]);
 }
 
-void gelu_tanh_mul(float* a, const float* b, int64_t n, DType act) {
+void gelu_tanh_mul_reference(float* a, const float* b, int64_t n, DType act) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) a[i] = round_to_dtype(round_to_dtype(gelu_tanh_scalar(a[i]), act) * b[i], act);
 }

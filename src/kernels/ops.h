@@ -1,4 +1,6 @@
-// Element-wise and row-wise operations of transformer inference, all in float32.
+// Element-wise and row-wise operations of transformer inference, all in float32. The functions with a
+// `_reference` twin are vectorized and dispatched by instruction set (cpu_features.h); the twin is the
+// plain loop they are tested against (and the scalar level).
 #pragma once
 #include <cstdint>
 
@@ -10,17 +12,23 @@ namespace pg {
 // Gemma stores its RMSNorm weights zero-centred and uses scale_offset = 1.
 void rms_norm(const float* x, int64_t rows, int64_t dim, const float* w, float scale_offset, float eps,
               float* y);
+void rms_norm_reference(const float* x, int64_t rows, int64_t dim, const float* w, float scale_offset, float eps,
+                        float* y);
 
 // y = (x - mean) / sqrt(var + eps) * w + b, biased variance, per row. In-place allowed.
 void layer_norm(const float* x, int64_t rows, int64_t dim, const float* w, const float* b, float eps,
                 float* y);
+void layer_norm_reference(const float* x, int64_t rows, int64_t dim, const float* w, const float* b, float eps,
+                          float* y);
 
 // GELU with the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 void gelu_tanh(float* x, int64_t n);
+void gelu_tanh_reference(float* x, int64_t n);
 
 // a[i] = gelu_tanh(a[i]) * b[i] (the GeGLU gate); with `act` narrower than F32 the GELU result and the
 // product are each rounded to it.
 void gelu_tanh_mul(float* a, const float* b, int64_t n, DType act = DType::F32);
+void gelu_tanh_mul_reference(float* a, const float* b, int64_t n, DType act = DType::F32);
 
 // y[i] += x[i].
 void add_inplace(float* y, const float* x, int64_t n);
