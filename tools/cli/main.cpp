@@ -1,4 +1,6 @@
 // The `paligemma` command-line program: dispatches to one subcommand per file (tools/cli/*_command.cpp).
+#include <malloc.h>
+
 #include <iostream>
 #include <map>
 #include <string>
@@ -52,6 +54,11 @@ const char* const kUsage =
 
 int main(int argc, char** argv) {
   using namespace pg::cli;
+  // The decoder allocates tens of MB of activations per layer; with glibc's defaults every such block is
+  // mmap'ed and returned to the kernel after each layer, then faulted in again (about 2 s of a 3B model's
+  // time to first token, docs/kernels.md). Keep freed memory in the process instead.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   const std::map<std::string, int (*)(int, char**)> commands = {
       {"generate", run_generate},
       {"serve", run_serve},
