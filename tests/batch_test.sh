@@ -6,15 +6,7 @@
 set -uo pipefail
 BIN=$1
 FIX=$2
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-passes=0
-
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/harness.sh"
 
 MODEL="$FIX/models/pg1_f32"
 cp "$FIX/decoding/shapes_a.png" "$FIX/decoding/shapes_b.png" "$FIX/video/steps_h264.mp4" "$TMP/"
@@ -147,5 +139,4 @@ check "foreign output file" one_line_error 1 "not a result line" --model "$MODEL
 check "input == output" one_line_error 2 "same file" --model "$MODEL" --input "$TMP/requests.jsonl" \
   --output "$TMP/requests.jsonl"
 
-echo "batch_test: $passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

@@ -4,15 +4,7 @@
 set -uo pipefail
 BIN=$1
 FIX=$2
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-passes=0
-
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/harness.sh"
 
 # Runs the binary; sets rc, out, err.
 run() {
@@ -105,5 +97,4 @@ assert len(raw) - 10 - hlen == 4 * shape[0] * shape[1]
 PY
 check "json output and logits file match the reference" [ $? -eq 0 ]
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

@@ -9,15 +9,7 @@ VAE="$FIX/vae/vae_small.npz"
 CASE="$FIX/cases/pg2_loc_detect"
 MODEL="$FIX/models/pg2_f32"
 IMAGE="$CASE/gray.png"  # 64x48
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-passes=0
-
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/harness.sh"
 
 run() {  # sets rc; stdout in $TMP/out, stderr in $TMP/err
   "$BIN" "$@" >"$TMP/out" 2>"$TMP/err"
@@ -139,5 +131,4 @@ check "generate overlay is a PNG of the image's size" [ "$(png_size "$TMP/gen.pn
 run generate --model "$MODEL" --image "$IMAGE" --task caption --max-tokens 2 --json
 check "no objects key without loc tokens" json_check '"objects" not in d or "<loc" in d["text"]'
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish
