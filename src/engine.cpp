@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iostream>
 
 #include "generate/generator.h"
 #include "io/checkpoint.h"
@@ -65,6 +66,10 @@ std::unique_ptr<Engine> Engine::load(const std::string& dir, const LoadOptions& 
   if (options.threads > 0) omp_set_num_threads(options.threads);
   auto impl = std::make_unique<Impl>();
   impl->checkpoint = std::make_unique<Checkpoint>(dir);
+  if (!options.lazy_load) {
+    const std::string note = impl->checkpoint->prefault_weights();
+    if (!note.empty()) std::cerr << "paligemma: note: " << note << "\n";
+  }
   impl->tokenizer = std::make_unique<Tokenizer>(impl->checkpoint->tokenizer_path());
   const PaliGemmaConfig& config = impl->checkpoint->config();
   if (impl->tokenizer->size() > config.text.vocab)

@@ -26,6 +26,10 @@ struct LoadOptions {
   bool final_softcap = true;      // apply the config's final logit soft-cap
   // bf16/f16 checkpoints: round activations where transformers does (true) or keep them in float32.
   bool reference_rounding = true;
+  // false: fault every weight page in during load (load_s includes it, the first request does not pay
+  // for it; skipped with a note on stderr when the weights exceed the available memory). true: pages are
+  // read from disk on first use, for models larger than memory.
+  bool lazy_load = false;
 };
 
 struct GenerateRequest {

@@ -81,6 +81,12 @@ void SafetensorsCollection::add_file(const std::string& path) {
   files_.push_back(std::move(file));
 }
 
+std::string SafetensorsCollection::prefault() const {
+  std::vector<const MappedFile*> files;
+  for (const auto& f : files_) files.push_back(f.get());
+  return prefault_mapped_files(files);
+}
+
 SafetensorsCollection SafetensorsCollection::open_files(const std::vector<std::string>& paths) {
   SafetensorsCollection c;
   for (const auto& p : paths) c.add_file(p);

@@ -36,6 +36,8 @@ class SafetensorsCollection {
   static SafetensorsCollection open_files(const std::vector<std::string>& paths);
 
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  // prefault_mapped_files over every file: empty, or the note saying why it was skipped.
+  std::string prefault() const;
 
  private:
   void add_file(const std::string& path);

@@ -1,4 +1,9 @@
 // `paligemma generate`: text for images and a prompt.
+#include <sys/resource.h>
+
+#include <omp.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <iostream>
 #include <memory>
@@ -8,6 +13,7 @@
 #include "commands.h"
 #include "io/npy.h"
 #include "io/video.h"
+#include "kernels/cpu_features.h"
 #include "paligemma/engine.h"
 #include "render/overlay.h"
 #include "tasks/segmentation.h"
@@ -23,6 +29,28 @@ json timings_json(const Timings& t, double load_s) {
               {"vision_s", t.vision_s},   {"prefill_s", t.prefill_s},
               {"ttft_s", t.ttft_s},       {"decode_tokens_per_s", t.decode_tokens_per_s},
               {"total_s", t.total_s}};
+}
+
+// Each field's median over the measured runs (--repeat), so one slow run does not decide any figure.
+Timings median_timings(const std::vector<Timings>& runs) {
+  const auto median = [&](double Timings::*field) {
+    std::vector<double> v;
+    for (const Timings& t : runs) v.push_back(t.*field);
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  Timings m;
+  for (double Timings::*field : {&Timings::preprocess_s, &Timings::vision_s, &Timings::prefill_s, &Timings::ttft_s,
+                                 &Timings::decode_s, &Timings::decode_tokens_per_s, &Timings::total_s})
+    m.*field = median(field);
+  return m;
+}
+
+// Largest resident set of the process so far (memory-mapped weights that were read count in it).
+double peak_resident_gb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) * 1024 / 1e9;
 }
 
 // Greedy unless --beams (beam search) or any of --temperature / --top-k / --top-p (sampling) is given.
@@ -53,7 +81,8 @@ int run_generate(int argc, char** argv) {
                    {"--task", true}, {"--lang", true}, {"--objects", true}, {"--question", true}, {"--vae", true},
                    {"--overlay", true},
                    {"--beams", true}, {"--length-penalty", true}, {"--temperature", true}, {"--top-k", true},
-                   {"--top-p", true}, {"--seed", true}, {"--stop", true}, {"--video", true}, {"--frames", true}});
+                   {"--top-p", true}, {"--seed", true}, {"--stop", true}, {"--video", true}, {"--frames", true},
+                   {"--lazy-load", false}, {"--warmup", true}, {"--repeat", true}});
   if (args.all("--image").empty() && !args.has("--video"))
     throw UsageError("generate needs at least one --image FILE (or --video FILE)");
   if (args.has("--video") && !args.all("--image").empty()) throw UsageError("use either --image or --video, not both");
@@ -70,16 +99,26 @@ int run_generate(int argc, char** argv) {
   lo.sliding_window = !args.has("--no-sliding-window");
   lo.final_softcap = !args.has("--no-final-softcap");
   lo.reference_rounding = !args.has("--f32-activations");
+  lo.lazy_load = args.has("--lazy-load");
+  const int64_t warmup_runs = args.get_int("--warmup", 0, 0, 1000);
+  const int64_t measured_runs = args.get_int("--repeat", 1, 1, 1000);
 
   // Images first: a bad image is reported before the (slower) model load.
   for (const std::string& path : args.all("--image")) req.images.push_back(decode_image_file(path));
   if (args.has("--video"))
     for (VideoFrame& f : sample_video_frames(args.get("--video"), int(args.get_int("--frames", 16, 1, 1024))))
       req.images.push_back(std::move(f.image));
+  const std::string model_dir = model_dir_from(args), vae_path = vae_path_from(args, model_dir);
   std::unique_ptr<MaskDecoder> vae;
-  if (args.has("--vae")) vae = std::make_unique<MaskDecoder>(args.get("--vae"));
-  const auto engine = Engine::load(args.get("--model", default_model_dir()), lo);
-  const GenerateResult r = engine->generate(req);
+  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(vae_path);
+  const auto engine = Engine::load(model_dir, lo);
+  for (int64_t i = 0; i < warmup_runs; ++i) engine->generate(req);
+  GenerateResult r;
+  std::vector<Timings> run_timings;
+  for (int64_t i = 0; i < measured_runs; ++i) {
+    r = engine->generate(req);
+    run_timings.push_back(r.timings);
+  }
 
   if (req.keep_logits) {
     const int64_t vocab = r.logits.empty() ? engine->info().vocab_rows : int64_t(r.logits[0].size());
@@ -100,7 +139,14 @@ int run_generate(int argc, char** argv) {
              {"tokens", r.tokens},
              {"text", r.text},
              {"finish_reason", r.finish_reason},
-             {"timings", timings_json(r.timings, engine->load_seconds())}};
+             {"timings", timings_json(median_timings(run_timings), engine->load_seconds())},
+             {"isa", active_isa_name()},
+             {"threads", omp_get_max_threads()},
+             {"peak_rss_gb", peak_resident_gb()}};
+    if (measured_runs > 1) {
+      out["runs"] = json::array();
+      for (const Timings& t : run_timings) out["runs"].push_back(timings_json(t, engine->load_seconds()));
+    }
     if (req.beams > 1) out["score"] = r.score;
     if (has_loc_tokens(r.text)) out["objects"] = objects_json(objects);
     std::cout << out.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";

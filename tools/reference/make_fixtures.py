@@ -31,7 +31,13 @@ with logits_f32 from the same stored weights upcast to float32 (teacher-forced),
 run_case (asserted for the committed configuration; --lenient or other seeds/shapes only warn).
 
 --full-size DIR writes (instead) a full-size random PaliGemma 1 3B-224 checkpoint in bfloat16 plus a
-reference.json / logits_step0.npy (never run by default; its output is not committed).
+reference.json / logits_step0.npy (never run by default; its output is not committed). --full-size-gen 2 makes
+it PaliGemma 2 3B (Gemma 2 2B text), --full-size-resolution 448/896 the 1024/4096-token variants,
+--full-size-dtype float32 stores float32 weights (how PaliGemma 1 is published; the reference then runs in
+float32); these are the checkpoints of tools/bench/compare_transformers.py. --full-size-from SRC starts from the
+weights of an earlier full-size checkpoint of the same family instead of drawing them (minutes instead of half an
+hour on a small machine): a float32 copy, or another resolution, whose vision position embeddings (the only
+tensor whose shape changes) get transformers' initialization.
 """
 
 import argparse
@@ -1085,9 +1091,21 @@ def parse_args():
                     "checkpoint + reference.json to DIR instead of the fixtures")
     ap.add_argument("--full-size-tokenizer", default=None,
                     help="tokenizer.model for --full-size (default: <out>/tokenizer/tokenizer.model)")
+    ap.add_argument("--full-size-gen", type=int, choices=(1, 2), default=1,
+                    help="--full-size: PaliGemma 1 3B (Gemma 2B) or PaliGemma 2 3B (Gemma 2 2B)")
+    ap.add_argument("--full-size-resolution", type=int, choices=(224, 448, 896), default=224,
+                    help="--full-size: image size (256, 1024 or 4096 image tokens)")
+    ap.add_argument("--full-size-dtype", choices=("bfloat16", "float32"), default="bfloat16",
+                    help="--full-size: stored weight dtype (the reference computes in it)")
+    ap.add_argument("--full-size-from", metavar="SRC", help="--full-size: take the weights of this full-size "
+                    "checkpoint of the same family (re-drawing only tensors whose shape differs)")
+    ap.add_argument("--full-size-no-reference", action="store_true",
+                    help="--full-size: write only the checkpoint and image, no transformers run (896 px takes "
+                         "many minutes on a small machine)")
     args = ap.parse_args()
     # the quality checks were met by choosing INIT_LOWP variants and case inputs for the committed configuration
-    ignore = ("out", "lenient", "full_size", "full_size_tokenizer")
+    ignore = ("out", "lenient", "full_size", "full_size_tokenizer", "full_size_gen", "full_size_resolution",
+              "full_size_dtype", "full_size_from", "full_size_no_reference")
     args.default_config = all(getattr(args, a) == ap.get_default(a) for a in vars(args) if a not in ignore)
     return args
 
@@ -1235,11 +1253,23 @@ def main():
 
 
 # --------------------------------------------------------------------------------------------------------------
-# 5. Full-size random PaliGemma 1 3B-224 (bf16), not part of the committed fixtures
+# 5. Full-size random PaliGemma 1 / 2 3B checkpoints (224/448/896, bf16 or f32), not part of the committed fixtures
 # --------------------------------------------------------------------------------------------------------------
+# Text configs of the released 3B models (spec §5 table: Gemma 2B for PaliGemma 1, Gemma 2 2B for PaliGemma 2).
+FULL_TEXT = {
+    1: dict(model_type="gemma", hidden_size=2048, intermediate_size=16384, num_hidden_layers=18,
+            num_attention_heads=8, num_key_value_heads=1),
+    2: dict(model_type="gemma2", hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
+            num_attention_heads=8, num_key_value_heads=4, query_pre_attn_scalar=256, attn_logit_softcapping=50.0,
+            final_logit_softcapping=30.0, sliding_window=4096),
+}
+
+
 @torch.no_grad()
 def full_size(args):
     out = args.full_size
+    gen, res, dtype = args.full_size_gen, args.full_size_resolution, getattr(torch, args.full_size_dtype)
+    tokens = (res // 14) ** 2
     os.makedirs(out, exist_ok=True)
     tok_path = args.full_size_tokenizer or os.path.join(args.out, "tokenizer", "tokenizer.model")
     if not os.path.exists(tok_path):
@@ -1247,65 +1277,78 @@ def full_size(args):
     sp = spm.SentencePieceProcessor(model_file=tok_path)
     V_tok = sp.get_piece_size()
     V, rows = 257152, 257216  # like the real checkpoint; ids >= V_tok never appear in a prompt
+    H = FULL_TEXT[gen]["hidden_size"]
     torch.set_num_threads(os.cpu_count() or 1)
     torch.use_deterministic_algorithms(False)
     cfg = PaliGemmaConfig(
         vision_config=dict(model_type="siglip_vision_model", hidden_size=1152, intermediate_size=4304,
-                           num_hidden_layers=27, num_attention_heads=16, num_channels=3, image_size=224,
+                           num_hidden_layers=27, num_attention_heads=16, num_channels=3, image_size=res,
                            patch_size=14, layer_norm_eps=1e-6, hidden_act="gelu_pytorch_tanh",
-                           vision_use_head=False, projection_dim=2048),
-        text_config=dict(model_type="gemma", hidden_size=2048, intermediate_size=16384, num_hidden_layers=18,
-                         num_attention_heads=8, num_key_value_heads=1, head_dim=256, vocab_size=rows,
-                         hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6, max_position_embeddings=8192,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-                         pad_token_id=0, eos_token_id=1, bos_token_id=2, tie_word_embeddings=True),
-        image_token_index=V, vocab_size=V, projection_dim=2048, hidden_size=2048,
+                           vision_use_head=False, projection_dim=H),
+        text_config=dict(head_dim=256, vocab_size=rows, hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6,
+                         max_position_embeddings=8192, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                         pad_token_id=0, eos_token_id=1, bos_token_id=2, tie_word_embeddings=True, **FULL_TEXT[gen]),
+        image_token_index=V, vocab_size=V, projection_dim=H, hidden_size=H,
         pad_token_id=0, eos_token_id=1, bos_token_id=2, tie_word_embeddings=True,
     )
     cfg._attn_implementation = "eager"
-    log("building the full-size model in bfloat16 (random init) ...")
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    model = PaliGemmaForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16,
-                                                           attn_implementation="eager").eval()
-    torch.set_default_dtype(old)
+    if args.full_size_from:
+        log(f"loading the weights of {args.full_size_from} as PaliGemma {gen} 3B-{res} {args.full_size_dtype} ...")
+        model, info = PaliGemmaForConditionalGeneration.from_pretrained(
+            args.full_size_from, config=cfg, dtype=dtype, attn_implementation="eager", ignore_mismatched_sizes=True,
+            output_loading_info=True)
+        model.eval()
+        changed = [k[0] for k in info["mismatched_keys"]] + list(info["missing_keys"]) + list(info["unexpected_keys"])
+        assert all("position_embedding" in str(k) for k in changed), f"{args.full_size_from} is another model: {changed}"
+    else:
+        log(f"building the full-size PaliGemma {gen} 3B-{res} in bfloat16 (random init) ...")
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(torch.bfloat16)
+        model = PaliGemmaForConditionalGeneration._from_config(cfg, dtype=torch.bfloat16,
+                                                               attn_implementation="eager").eval()
+        torch.set_default_dtype(old)
+        # same recipe as the tiny models (one float32 parameter at a time, at most ~2 GB extra)
+        widen_weights(model, cfg, V, seed_for(args.seed, "full" if gen == 1 else "full/pg2"), gen)
+        model = model.to(dtype)
     assert model.config.text_config._attn_implementation == "eager"
-    # same recipe as the tiny PG1 models (one float32 parameter at a time, at most ~2 GB extra)
-    widen_weights(model, cfg, V, seed_for(args.seed, "full"), 1)
     log("saving ...")
     model.save_pretrained(out, max_shard_size="2GB")
     to_hub_vision_names(out)  # the hub's vision_tower.vision_model.* names
     shutil.copyfile(tok_path, os.path.join(out, "tokenizer.model"))
-    processor = make_processor(os.path.dirname(tok_path), 224, 256)
+    processor = make_processor(os.path.dirname(tok_path), res, tokens)
     processor.image_processor.save_pretrained(out)
     assert processor.image_token_id == V_tok  # the tiny tokenizer's own <image> id; replaced below
 
-    img = make_image("rgb", 224, 224, seed_for(args.seed, "full/image"))
+    img = make_image("rgb", res, res, seed_for(args.seed, "full/image"))
     img_path = os.path.join(out, "image.png")
     save_image(img, img_path)
     image = Image.open(img_path).convert("RGB")
     inputs = processor(text="caption en", images=image, return_tensors="pt")
     ids = inputs["input_ids"].clone()
     ids[ids == V_tok] = V  # <image> is 257152 in the full-size vocabulary
-    assert ids[0].tolist() == [V] * 256 + [2] + sp.encode("caption en\n")
-    log("running the reference (eager, bfloat16) ...")
+    assert ids[0].tolist() == [V] * tokens + [2] + sp.encode("caption en\n")
+    if args.full_size_no_reference:
+        log(f"wrote {out} (no reference run)")
+        return
+    log(f"running the reference (eager, {args.full_size_dtype}) ...")
     out_g = model.generate(input_ids=ids, attention_mask=inputs["attention_mask"],
-                           token_type_ids=inputs["token_type_ids"], pixel_values=inputs["pixel_values"],
+                           token_type_ids=inputs["token_type_ids"], pixel_values=inputs["pixel_values"].to(dtype),
                            max_new_tokens=4, do_sample=False, output_logits=True, return_dict_in_generate=True)
-    gen = out_g.sequences[0, ids.shape[1]:].tolist()
+    gen_ids = out_g.sequences[0, ids.shape[1]:].tolist()
     write_npy(os.path.join(out, "logits_step0.npy"), out_g.logits[0][0].float().numpy())
     write_npy(os.path.join(out, "pixel_values.npy"), inputs["pixel_values"].numpy())
     write_json(os.path.join(out, "reference.json"), {
         "image": "image.png",
         "prompt": "caption en",
         "input_ids": ids[0].tolist(),
-        "generated": gen,
-        "logits_step0": "logits_step0.npy (float32 [257216], first generated token's logits)",
-        "pixel_values": "pixel_values.npy (float32 [1,3,224,224])",
-        "how": f"tools/reference/make_fixtures.py --full-size seed={args.seed}: transformers "
-               f"{transformers.__version__}, torch {torch.__version__}, bfloat16 eager, greedy 4 steps",
+        "generated": gen_ids,
+        "logits_step0": f"logits_step0.npy (float32 [{rows}], first generated token's logits)",
+        "pixel_values": f"pixel_values.npy (float32 [1,3,{res},{res}])",
+        "how": f"tools/reference/make_fixtures.py --full-size --full-size-gen {gen} --full-size-resolution {res} "
+               f"--full-size-dtype {args.full_size_dtype} seed={args.seed}: transformers "
+               f"{transformers.__version__}, torch {torch.__version__}, {args.full_size_dtype} eager, greedy 4 steps",
     })
-    log(f"full-size reference: generated {gen}")
+    log(f"full-size reference: generated {gen_ids}")
 
 
 if __name__ == "__main__":
