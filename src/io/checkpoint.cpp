@@ -1,5 +1,10 @@
 #include "io/checkpoint.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "io/config_json.h"
@@ -8,6 +13,9 @@
 namespace pg {
 
 namespace fs = std::filesystem;
+
+const char* const kGgufConfigKey = "paligemma.config_json";
+const char* const kGgufTokenizerKey = "paligemma.tokenizer_model";
 
 std::string canonical_tensor_name(const std::string& name) {
   struct Rule {
@@ -33,6 +41,10 @@ std::string canonical_tensor_name(const std::string& name) {
 }
 
 Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
+  if (fs::is_regular_file(dir)) {
+    load_gguf();
+    return;
+  }
   if (!fs::is_directory(dir))
     throw Error("model directory " + dir + " does not exist (pass --model with a downloaded hub checkpoint)");
   config_ = load_config_file((fs::path(dir) / "config.json").string());
@@ -45,6 +57,40 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
     if (tensors_.count(canonical))
       throw Error("tensor " + name + " appears under two spellings in " + dir);
     tensors_.emplace(canonical, StoredTensor{t.dtype, t.shape, t.data});
+  }
+}
+
+void Checkpoint::load_gguf() {
+  gguf_ = std::make_unique<GgufFile>(dir_);
+  config_ = parse_config_json(std::string(gguf_->string(kGgufConfigKey)), dir_ + " (" + kGgufConfigKey + ")");
+  // SentencePiece loads by path: the embedded tokenizer.model goes into an anonymous in-memory file,
+  // named through /proc/self/fd while the checkpoint lives.
+  const std::string_view tokenizer = gguf_->bytes(kGgufTokenizerKey);
+  const int fd = memfd_create("tokenizer.model", MFD_CLOEXEC);
+  if (fd < 0) throw Error("cannot create an in-memory file for the tokenizer of " + dir_ + ": " + std::strerror(errno));
+  tokenizer_fd_ = std::shared_ptr<const int>(new int(fd), [](const int* p) {
+    close(*p);
+    delete p;
+  });
+  for (size_t done = 0; done < tokenizer.size();) {
+    const ssize_t n = ::write(fd, tokenizer.data() + done, tokenizer.size() - done);
+    if (n <= 0) throw Error("cannot write the tokenizer of " + dir_ + " to memory: " + std::strerror(errno));
+    done += size_t(n);
+  }
+  tokenizer_path_ = "/proc/self/fd/" + std::to_string(fd);
+  for (const auto& [name, t] : gguf_->tensors()) {
+    StoredTensor stored{DType::F32, t.shape, t.data};
+    switch (t.type) {
+      case GgmlType::F32: break;
+      case GgmlType::F16: stored.dtype = DType::F16; break;
+      case GgmlType::BF16: stored.dtype = DType::BF16; break;
+      case GgmlType::Q8_0: stored.quant = QuantType::Q8_0; break;
+      case GgmlType::Q4_0: stored.quant = QuantType::Q4_0; break;
+    }
+    if (stored.quant && t.shape.size() != 2)
+      throw Error("model file " + dir_ + ": tensor " + name + " is quantized but not a matrix");
+    if (!tensors_.emplace(canonical_tensor_name(name), stored).second)
+      throw Error("tensor " + name + " appears under two spellings in " + dir_);
   }
 }
 

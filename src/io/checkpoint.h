@@ -3,8 +3,10 @@
 // `model.language_model.*` ones.
 #pragma once
 #include <map>
+#include <memory>
 #include <string>
 
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -17,21 +19,35 @@ namespace pg {
 // `lm_head.x` -> `language_model.lm_head.x`); other names are returned unchanged.
 std::string canonical_tensor_name(const std::string& name);
 
+// Metadata keys of a quantized GGUF file holding config.json's text and tokenizer.model's bytes.
+extern const char* const kGgufConfigKey;
+extern const char* const kGgufTokenizerKey;
+
 class Checkpoint {
  public:
-  explicit Checkpoint(const std::string& dir);  // throws pg::Error naming what is missing or wrong
+  // A hub model directory, or a single GGUF file written by `paligemma quantize` (docs/quantization.md),
+  // which carries config.json and tokenizer.model inside. Throws pg::Error naming what is missing or wrong.
+  explicit Checkpoint(const std::string& dir);
 
   const PaliGemmaConfig& config() const { return config_; }
   const std::string& tokenizer_path() const { return tokenizer_path_; }
   const std::string& dir() const { return dir_; }
   // Lookup by canonical name, for bind_weights.
   TensorLookup lookup() const;
+  // Every tensor by canonical name.
+  const std::map<std::string, StoredTensor>& tensors() const { return tensors_; }
+  // Reads every weight page into memory now (SafetensorsCollection::prefault); empty, or why it was skipped.
+  std::string prefault_weights() const { return gguf_ ? prefault_mapped_files({&gguf_->mapped()}) : files_.prefault(); }
 
  private:
+  void load_gguf();
+
   std::string dir_;
   PaliGemmaConfig config_;
   std::string tokenizer_path_;
   SafetensorsCollection files_;
+  std::unique_ptr<GgufFile> gguf_;
+  std::shared_ptr<const int> tokenizer_fd_;  // an in-memory file holding a GGUF's tokenizer.model
   std::map<std::string, StoredTensor> tensors_;
 };
 

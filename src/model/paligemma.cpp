@@ -6,6 +6,7 @@
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/quant.h"
 #include "paligemma/error.h"
 
 namespace pg {
@@ -28,7 +29,9 @@ PaliGemmaModel::PaliGemmaModel(PaliGemmaConfig config, ModelWeights weights, Mod
 }
 
 void PaliGemmaModel::linear(const Linear& L, const float* x, int64_t rows, float* y) const {
-  matmul(x, rows, L.weight, L.bias.empty() ? nullptr : L.bias.data(), y);
+  const float* bias = L.bias.empty() ? nullptr : L.bias.data();
+  if (L.quantized.data) quant_matmul(x, rows, L.quantized, bias, y);
+  else matmul(x, rows, L.weight, bias, y);
   round_act(y, rows * L.weight.rows);
 }
 
@@ -107,7 +110,10 @@ std::vector<float> PaliGemmaModel::embed_token(int32_t id) const {
     throw Error("token id " + std::to_string(id) + " is outside the model's vocabulary of " +
                 std::to_string(config_.text.vocab));
   std::vector<float> row(static_cast<size_t>(H));
-  to_f32(w_.embed_tokens.row(id), w_.embed_tokens.dtype, row.data(), size_t(H));
+  if (w_.embed_tokens_quantized.data)
+    dequantize_row(w_.embed_tokens_quantized.row(id), H, w_.embed_tokens_quantized.type, row.data());
+  else
+    to_f32(w_.embed_tokens.row(id), w_.embed_tokens.dtype, row.data(), size_t(H));
   scale_inplace(row.data(), H, normalizer_);
   round_act(row.data(), H);
   return row;
@@ -259,7 +265,8 @@ std::vector<float> PaliGemmaModel::logits_batch(const std::vector<std::vector<fl
     rows.insert(rows.end(), h.begin(), h.end());
   }
   std::vector<float> out(static_cast<size_t>(B * V));
-  matmul(rows.data(), B, w_.embed_tokens, nullptr, out.data());
+  if (w_.embed_tokens_quantized.data) quant_matmul(rows.data(), B, w_.embed_tokens_quantized, nullptr, out.data());
+  else matmul(rows.data(), B, w_.embed_tokens, nullptr, out.data());
   round_act(out.data(), B * V);
   const float cap = config_.text.final_softcap;
   if (options_.final_softcap && cap > 0.f)

@@ -18,17 +18,37 @@ class Binder {
     if (t->shape != expected)
       throw Error("tensor " + name + " has shape " + shape_to_string(t->shape) + ", expected " + shape_to_string(expected) +
                   " from config.json (does the config match the weights?)");
-    dtypes_[t->dtype] += 1;
+    if (!t->quant) dtypes_[t->dtype] += 1;  // quantized weights say nothing about the activation dtype
     return *t;
   }
 
+  // A tensor the engine needs in f32/bf16/f16.
+  const StoredTensor& get_plain(const std::string& name, const std::vector<int64_t>& expected) {
+    const StoredTensor& t = get(name, expected);
+    if (t.quant)
+      throw Error("tensor " + name + " is stored " + quant_type_name(*t.quant) +
+                  ", but the engine reads it only in f32, bf16 or f16 (re-create the file with paligemma quantize)");
+    return t;
+  }
+
   MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) {
-    const StoredTensor& t = get(name, {rows, cols});
+    const StoredTensor& t = get_plain(name, {rows, cols});
     return MatrixView{t.data, t.dtype, rows, cols};
   }
 
+  // A matrix that may be block-quantized: `quantized` gets its blocks, `plain` only its shape then.
+  void weight_matrix(const std::string& name, int64_t rows, int64_t cols, MatrixView& plain, QuantMatrix& quantized) {
+    const StoredTensor& t = get(name, {rows, cols});
+    if (t.quant) {
+      plain = MatrixView{nullptr, DType::F32, rows, cols};
+      quantized = QuantMatrix{t.data, *t.quant, rows, cols};
+    } else {
+      plain = MatrixView{t.data, t.dtype, rows, cols};
+    }
+  }
+
   std::vector<float> vector(const std::string& name, int64_t n) {
-    const StoredTensor& t = get(name, {n});
+    const StoredTensor& t = get_plain(name, {n});
     std::vector<float> v(static_cast<size_t>(n));
     to_f32(t.data, t.dtype, v.data(), size_t(n));
     return v;
@@ -36,7 +56,7 @@ class Binder {
 
   Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias) {
     Linear l;
-    l.weight = matrix(prefix + ".weight", out, in);
+    weight_matrix(prefix + ".weight", out, in, l.weight, l.quantized);
     if (bias) l.bias = vector(prefix + ".bias", out);
     return l;
   }
@@ -65,7 +85,7 @@ ModelWeights bind_weights(const PaliGemmaConfig& c, const TensorLookup& lookup) 
   {
     const int64_t patch_in = v.channels * v.patch_size * v.patch_size;
     const StoredTensor& conv =
-        b.get(vp + "embeddings.patch_embedding.weight", {v.hidden, v.channels, v.patch_size, v.patch_size});
+        b.get_plain(vp + "embeddings.patch_embedding.weight", {v.hidden, v.channels, v.patch_size, v.patch_size});
     // OIHW is row-major [out, (c, ky, kx)]: the conv is a matmul over flattened patches.
     w.patch_embedding.weight = MatrixView{conv.data, conv.dtype, v.hidden, patch_in};
     w.patch_embedding.bias = b.vector(vp + "embeddings.patch_embedding.bias", v.hidden);
@@ -92,7 +112,7 @@ ModelWeights bind_weights(const PaliGemmaConfig& c, const TensorLookup& lookup) 
   const TextConfig& t = c.text;
   w.projector = b.linear("multi_modal_projector.linear", t.hidden, v.hidden, true);
   const std::string tp = "language_model.model.";
-  w.embed_tokens = b.matrix(tp + "embed_tokens.weight", t.vocab, t.hidden);
+  b.weight_matrix(tp + "embed_tokens.weight", t.vocab, t.hidden, w.embed_tokens, w.embed_tokens_quantized);
   const int64_t q_dim = t.heads * t.head_dim, kv_dim = t.kv_heads * t.head_dim;
   for (int64_t i = 0; i < t.layers; ++i) {
     const std::string p = tp + "layers." + std::to_string(i) + ".";

@@ -3,16 +3,19 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kernels/dtype.h"
+#include "kernels/quant.h"
 #include "model/config.h"
 
 namespace pg {
 
 struct Linear {
-  MatrixView weight;        // [out, in]
+  MatrixView weight;        // [out, in]; only rows and cols are set when the weight is quantized
+  QuantMatrix quantized;    // data set: the weight is block-quantized (a quantized file, docs/quantization.md)
   std::vector<float> bias;  // empty: no bias
 };
 
@@ -35,7 +38,9 @@ struct ModelWeights {
   std::vector<VisionLayer> vision_layers;
   std::vector<float> post_ln_w, post_ln_b;
   Linear projector;
-  MatrixView embed_tokens;     // [vocab, hidden], also the tied output projection
+  MatrixView embed_tokens;     // [vocab, hidden], also the tied output projection; only rows and cols
+                               // are set when it is quantized
+  QuantMatrix embed_tokens_quantized;  // data set: block-quantized embeddings
   std::vector<TextLayer> text_layers;
   std::vector<float> final_norm;
   DType compute_dtype = DType::F32;  // the checkpoint's dtype for activations (mirrors reference casts)
@@ -46,6 +51,7 @@ struct StoredTensor {
   DType dtype;
   std::vector<int64_t> shape;
   const void* data;
+  std::optional<QuantType> quant = std::nullopt;  // set: block-quantized ([rows, cols]), dtype unused
 };
 using TensorLookup = std::function<const StoredTensor*(const std::string& canonical_name)>;
 

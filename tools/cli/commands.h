@@ -9,6 +9,7 @@ int run_generate(int argc, char** argv);
 int run_serve(int argc, char** argv);
 int run_batch(int argc, char** argv);
 int run_parse(int argc, char** argv);
+int run_quantize(int argc, char** argv);
 
 // parse_command.cpp, shared with generate: the prompt of --prompt TEXT or of --task NAME [--lang L]
 // [--objects "a ; b"] [--question TEXT] (exactly one of --prompt and --task), and the note printed when

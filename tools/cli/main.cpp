@@ -15,8 +15,8 @@ const char* const kUsage =
     "usage: paligemma generate [--model DIR] --image FILE [--image FILE ...] --prompt TEXT\n"
     "                          [--max-tokens N] [--json] [--dump-logits FILE.npy] [--threads N]\n"
     "                          [--ignore-eos] [--no-sliding-window] [--no-final-softcap]\n"
-    "                          [--f32-activations]\n"
-    "  --model DIR            hub model directory (default: the embedded model)\n"
+    "                          [--f32-activations] [--lazy-load] [--warmup N] [--repeat N]\n"
+    "  --model DIR            hub model directory or a paligemma quantize .gguf file (default: the embedded model)\n"
     "  --image FILE           JPEG, PNG, WebP, BMP, GIF, TGA or PNM; repeat for several images\n"
     "  --prompt TEXT          e.g. \"caption en\", \"answer en what is this?\", \"detect cat ; dog\"\n"
     "  --max-tokens N         generated tokens at most (default 64)\n"
@@ -28,6 +28,9 @@ const char* const kUsage =
     "  --no-final-softcap     Gemma 2: leave the final logit soft-cap out, as transformers 5.x does\n"
     "  --f32-activations      bf16/f16 checkpoints: keep activations in float32 instead of rounding them\n"
     "                         where transformers does\n"
+    "  --lazy-load            read weight pages on first use instead of during load (models larger than memory)\n"
+    "  --warmup N --repeat N  benchmark: N unmeasured runs, then N measured ones; --json timings are the\n"
+    "                         medians (\"runs\" lists each), the text is the last run's\n"
     "  decoding (default greedy; README \"Decoding, video and batch\"):\n"
     "  --beams K              beam search with K beams (transformers' num_beams); --length-penalty L (1.0)\n"
     "  --temperature T        sample: logits / T (0: greedy), then --top-k K, then --top-p P; --seed S (0)\n"
@@ -38,16 +41,19 @@ const char* const kUsage =
     "  --lang L               caption, describe, answer, question: language code (default en)\n"
     "  --objects \"a ; b\"      detect, segment: what to find\n"
     "  --question TEXT        answer: the question; question: the answer to write a question for\n"
-    "  --vae FILE.npz         segmentation masks from vae-oid.npz (--json objects get \"mask\")\n"
+    "  --vae FILE.npz         segmentation masks from vae-oid.npz (--json objects get \"mask\");\n"
+    "                         default: vae.npz in the model directory, when it has one (the embedded model does)\n"
     "  --overlay OUT.png      boxes, masks and labels drawn on the first image\n"
-    "       paligemma batch [--model DIR] --input REQUESTS.jsonl --output RESULTS.jsonl [--threads N]\n"
+    "       paligemma batch [--model DIR] [--vae FILE.npz] --input REQUESTS.jsonl --output RESULTS.jsonl [--threads N]\n"
     "                       one JSON request per line -> one JSON result per line; rerun to resume\n"
     "       paligemma serve [--model DIR] [--vae FILE.npz] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--threads N]\n"
     "                       [--max-body-mb 32] [--max-image-pixels 50000000] [--max-images 16]\n"
     "                       [--max-tokens-limit 1024] [--max-queue 64] [--max-batch 8]\n"
     "       paligemma parse --text TEXT (--width W --height H | --overlay-image IN --overlay OUT.png)\n"
-    "                       [--vae FILE.npz] [--mask-png PREFIX] [--json]\n"
+    "                       [--vae FILE.npz | --model DIR] [--mask-png PREFIX] [--json]\n"
     "                       boxes / masks of detect or segment output (PREFIX<i>.png: object i's mask)\n"
+    "       paligemma quantize --model DIR --type q8_0|q4_0 --output FILE.gguf [--threads N]\n"
+    "                       one GGUF file with 8- or 4-bit weights (docs/quantization.md); --model FILE.gguf loads it\n"
     "       paligemma --help\n";
 
 }  // namespace
@@ -64,6 +70,7 @@ int main(int argc, char** argv) {
       {"serve", run_serve},
       {"batch", run_batch},
       {"parse", run_parse},
+      {"quantize", run_quantize},
   };
   try {
     if (argc < 2) throw UsageError("missing command");

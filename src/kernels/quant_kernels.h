@@ -1,0 +1,38 @@
+// Entry points of the per-instruction-set quantized kernels (quant_avx2.cpp, quant_avx512.cpp, each
+// compiled with its level's target flags, see CMakeLists.txt); quant.cpp dispatches to them by
+// active_isa(). The avx512bf16 and amx levels use the avx512 ones.
+#pragma once
+#include <cstdint>
+
+#include "kernels/quant.h"
+
+namespace pg {
+
+namespace avx2 {
+// y[m, n] = Σ_b d_nb · Σ_j q_nbj · x[m, 32 b + j] (+ bias[n]) for m < M <= 4; x rows are W.cols apart,
+// y rows W.rows apart. Multithreaded over chunks of weight rows.
+void quant_gemv(const float* x, int64_t M, const QuantMatrix& W, const float* bias, float* y);
+// Rows [r0, r0 + count) of W as float32, row-major [count, W.cols].
+void dequantize_rows_f32(const QuantMatrix& W, int64_t r0, int64_t count, float* dst);
+}  // namespace avx2
+
+namespace avx512 {
+void quant_gemv(const float* x, int64_t M, const QuantMatrix& W, const float* bias, float* y);
+void dequantize_rows_f32(const QuantMatrix& W, int64_t r0, int64_t count, float* dst);
+// As dequantize_rows_f32, each value rounded to the nearest-even bfloat16.
+void dequantize_rows_bf16(const QuantMatrix& W, int64_t r0, int64_t count, uint16_t* dst);
+}  // namespace avx512
+
+// Q4_0 with int8 activations and `vpdpbusd` (AVX512-VNNI), for the avx512bf16 and amx levels on CPUs
+// with VNNI (all of them so far).
+namespace avx512vnni {
+// x [blocks * 32] -> q [blocks * 32] int8, scales [blocks * 8] (each block's d_x 8 times, one per
+// vpdpbusd lane), offsets [blocks * 8]: 8 times the sum of each group of 4 consecutive q.
+void quantize_activations(const float* x, int64_t blocks, int8_t* q, float* scales, int32_t* offsets);
+// y[m, n] = Σ_b d_nb · d_x,mb · Σ_j (nibble_nbj - 8) · q_mbj (+ bias[n]) for M rows of quantized x (q rows
+// ldq apart; scales and offsets of row m at m * blocks * 8). Multithreaded over rows of W.
+void q4_gemv_rows(const int8_t* q, const float* scales, const int32_t* offsets, int64_t M, int64_t ldq,
+                  const QuantMatrix& W, const float* bias, float* y);
+}  // namespace avx512vnni
+
+}  // namespace pg

@@ -1,0 +1,209 @@
+#include "model/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "io/checkpoint.h"
+#include "io/gguf.h"
+#include "model/paligemma.h"
+#include "paligemma/error.h"
+
+namespace pg {
+namespace {
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path.string());
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+GgmlType ggml_type_of(DType t) {
+  switch (t) {
+    case DType::F32: return GgmlType::F32;
+    case DType::F16: return GgmlType::F16;
+    case DType::BF16: return GgmlType::BF16;
+  }
+  return GgmlType::F32;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Rows converted to float32 and quantized in parallel, this many at a time.
+constexpr int64_t kRowsPerPiece = 256;
+
+}  // namespace
+
+bool quantizes_tensor(const std::string& name, const std::vector<int64_t>& shape) {
+  return shape.size() == 2 && shape[1] % kQuantBlock == 0 && ends_with(name, ".weight") &&
+         name.find("position_embedding") == std::string::npos;
+}
+
+QuantizeSummary quantize_checkpoint(const std::string& model_dir, QuantType type, const std::string& output_path) {
+  if (!std::filesystem::is_directory(model_dir))
+    throw Error("quantize reads a hub model directory; " + model_dir + " is not one");
+  const Checkpoint checkpoint(model_dir);
+  GgufWriter writer;
+  writer.add_string("general.architecture", "paligemma");
+  writer.add_string("general.name", std::filesystem::path(model_dir).filename().string());
+  // ggml's llama_ftype: 7 = mostly Q8_0, 2 = mostly Q4_0.
+  writer.add_u32("general.file_type", type == QuantType::Q8_0 ? 7 : 2);
+  writer.add_u32("general.quantization_version", 2);
+  writer.add_string("paligemma.quantization", quant_type_name(type));
+  writer.add_string(kGgufConfigKey, read_file(std::filesystem::path(model_dir) / "config.json"));
+  writer.add_bytes(kGgufTokenizerKey, read_file(checkpoint.tokenizer_path()));
+
+  QuantizeSummary summary;
+  for (const auto& [name, t] : checkpoint.tensors()) {
+    const int64_t cols = t.shape.empty() ? 1 : t.shape.back();
+    int64_t rows = 1;
+    for (size_t d = 0; d + 1 < t.shape.size(); ++d) rows *= t.shape[d];
+    if (!quantizes_tensor(name, t.shape)) {
+      ++summary.kept_tensors;
+      if (t.shape.size() == 2 && ends_with(name, ".weight") && name.find("position_embedding") == std::string::npos)
+        summary.kept_matrices.push_back(name);
+      const size_t bytes = size_t(rows * cols) * dtype_size(t.dtype);
+      const void* data = t.data;
+      writer.add_tensor(name, ggml_type_of(t.dtype), t.shape.empty() ? std::vector<int64_t>{1} : t.shape,
+                        [data, bytes](const GgufWriter::Sink& sink) { sink(data, bytes); });
+      continue;
+    }
+    ++summary.quantized_tensors;
+    const StoredTensor stored = t;
+    writer.add_tensor(name, type == QuantType::Q8_0 ? GgmlType::Q8_0 : GgmlType::Q4_0, t.shape,
+                      [stored, rows, cols, type](const GgufWriter::Sink& sink) {
+                        const size_t row_bytes = size_t(cols / kQuantBlock) * quant_block_bytes(type);
+                        const size_t in_row_bytes = size_t(cols) * dtype_size(stored.dtype);
+                        std::vector<uint8_t> piece(size_t(kRowsPerPiece) * row_bytes);
+                        for (int64_t r0 = 0; r0 < rows; r0 += kRowsPerPiece) {
+                          const int64_t count = std::min(kRowsPerPiece, rows - r0);
+                          std::string failure;
+#pragma omp parallel
+                          {
+                            std::vector<float> row(static_cast<size_t>(cols));
+#pragma omp for schedule(static)
+                            for (int64_t r = 0; r < count; ++r) {
+                              to_f32(static_cast<const uint8_t*>(stored.data) + size_t(r0 + r) * in_row_bytes,
+                                     stored.dtype, row.data(), size_t(cols));
+                              try {
+                                quantize_row(row.data(), cols, type, piece.data() + size_t(r) * row_bytes);
+                              } catch (const Error& e) {
+#pragma omp critical
+                                failure = "row " + std::to_string(r0 + r) + ": " + e.what();
+                              }
+                            }
+                          }
+                          if (!failure.empty()) throw Error(failure);
+                          sink(piece.data(), size_t(count) * row_bytes);
+                        }
+                      });
+  }
+  writer.write(output_path);
+  summary.file_bytes = std::filesystem::file_size(output_path);
+  return summary;
+}
+
+double Agreement::top1() const {
+  int64_t same = 0;
+  for (const AgreementStep& s : steps) same += s.reference_token == s.candidate_token;
+  return steps.empty() ? 0.0 : double(same) / double(steps.size());
+}
+
+double Agreement::mean_kl() const {
+  double sum = 0;
+  for (const AgreementStep& s : steps) sum += s.kl;
+  return steps.empty() ? 0.0 : sum / double(steps.size());
+}
+
+double Agreement::max_kl() const {
+  double m = 0;
+  for (const AgreementStep& s : steps) m = std::max(m, s.kl);
+  return m;
+}
+
+namespace {
+
+int32_t argmax(const std::vector<float>& v) {
+  return int32_t(std::max_element(v.begin(), v.end()) - v.begin());  // ties: the lowest id, as greedy decoding
+}
+
+// log softmax in double.
+std::vector<double> log_probabilities(const std::vector<float>& logits) {
+  const double mx = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float z : logits) sum += std::exp(double(z) - mx);
+  const double log_sum = mx + std::log(sum);
+  std::vector<double> out(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) out[i] = double(logits[i]) - log_sum;
+  return out;
+}
+
+double top2_margin(const std::vector<float>& v) {
+  float first = -INFINITY, second = -INFINITY;
+  for (float z : v) {
+    if (z > first) second = first, first = z;
+    else if (z > second) second = z;
+  }
+  return double(first) - double(second);
+}
+
+double kl_divergence(const std::vector<float>& reference, const std::vector<float>& candidate) {
+  const std::vector<double> p = log_probabilities(reference), q = log_probabilities(candidate);
+  double kl = 0;
+  for (size_t i = 0; i < p.size(); ++i) kl += std::exp(p[i]) * (p[i] - q[i]);
+  return std::max(0.0, kl);
+}
+
+// One model's state while its inputs are forced.
+struct ForcedRun {
+  const PaliGemmaModel& model;
+  KVCache cache;
+  std::vector<float> logits;
+
+  ForcedRun(const PaliGemmaModel& m, const std::vector<float>& pixels, const std::vector<int32_t>& ids, int64_t steps)
+      : model(m), cache(m.config().text, int64_t(ids.size()) + steps) {
+    const VisionConfig& v = m.config().vision;
+    const int64_t image_values = v.channels * v.image_size * v.image_size;
+    std::vector<float> image_rows;
+    for (size_t at = 0; at + size_t(image_values) <= pixels.size(); at += size_t(image_values)) {
+      const std::vector<float> e = m.image_embeddings(pixels.data() + at);
+      image_rows.insert(image_rows.end(), e.begin(), e.end());
+    }
+    const std::vector<float> rows = m.embed_prompt(ids, image_rows);
+    logits = m.logits(m.forward(cache, rows.data(), int64_t(ids.size())));
+  }
+  void feed(int32_t token) {
+    const std::vector<float> row = model.embed_token(token);
+    logits = model.logits(model.forward(cache, row.data(), 1));
+  }
+};
+
+}  // namespace
+
+Agreement teacher_forced_agreement(const PaliGemmaModel& reference, const PaliGemmaModel& candidate,
+                                   const std::vector<float>& pixels, const std::vector<int32_t>& ids,
+                                   int64_t steps) {
+  if (reference.config().text.vocab != candidate.config().text.vocab ||
+      reference.config().vision.image_size != candidate.config().vision.image_size)
+    throw Error("the two models have different vocabularies or image sizes; "
+                "compare a model with its own quantized file");
+  ForcedRun ref(reference, pixels, ids, steps), cand(candidate, pixels, ids, steps);
+  Agreement a;
+  for (int64_t s = 0; s < steps; ++s) {
+    const int32_t token = argmax(ref.logits);
+    a.steps.push_back({token, argmax(cand.logits), kl_divergence(ref.logits, cand.logits), top2_margin(ref.logits)});
+    if (s + 1 < steps) {
+      ref.feed(token);
+      cand.feed(token);
+    }
+  }
+  return a;
+}
+
+}  // namespace pg
