@@ -172,7 +172,8 @@ BinaryMask expected_mask(const nlohmann::json& p) {
 }
 
 TEST(CocoRle, MatchesPycocotoolsConventionOnFixtures) {
-  for (const auto& p : cases()["paste"]) {
+  const auto c = cases();  // kept alive: a range-for over cases()["paste"] would iterate a destroyed temporary
+  for (const auto& p : c["paste"]) {
     const CocoRle rle = encode_coco_rle(expected_mask(p));
     EXPECT_EQ((std::vector<int>{rle.height, rle.width}), p["rle"]["size"].get<std::vector<int>>());
     EXPECT_EQ(rle.counts, p["rle"]["counts"].get<std::vector<uint32_t>>());

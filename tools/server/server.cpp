@@ -595,6 +595,12 @@ json models_json(const Engine& engine, const std::string& name) {
                              {"vocab_rows", i.vocab_rows}}})}};
 }
 
+// The thread that waits for SIGINT/SIGTERM. Threads started before serve() (OpenMP's pool, started while
+// the model loads) do not block those signals and the kernel may deliver one to them: this handler
+// forwards it to the waiting thread instead of letting it end the process.
+pthread_t stop_signal_waiter;
+void forward_stop_signal(int sig) { pthread_kill(stop_signal_waiter, sig); }
+
 }  // namespace
 
 int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& options) {
@@ -698,10 +704,18 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
     sigwait(&signals, &sig);
     http.stop();
   });
+  stop_signal_waiter = stopper.native_handle();
+  struct sigaction forward = {};
+  forward.sa_handler = forward_stop_signal;
+  sigaction(SIGINT, &forward, nullptr);
+  sigaction(SIGTERM, &forward, nullptr);
   std::cerr << "paligemma: serving " << options.model_name << " on http://" << options.host << ":" << options.port
             << "/ (Ctrl-C stops)" << std::endl;
   http.listen_after_bind();
-  // listen returned: by a signal, or an error; make sure the stopper thread ends either way.
+  // listen returned: by a signal, or an error; make sure the stopper thread ends either way. Later signals
+  // are ignored (the stopper is gone); the one sent here stays pending for it because it blocks SIGTERM.
+  ::signal(SIGINT, SIG_IGN);
+  ::signal(SIGTERM, SIG_IGN);
   pthread_kill(stopper.native_handle(), SIGTERM);
   stopper.join();
   return 0;
