@@ -13,13 +13,25 @@
 #   zlib1g-dev            deflated members of .npz files (the segmentation mask decoder vae-oid.npz)
 #   libfreetype-dev fonts-dejavu-core   overlay labels: FreeType renders DejaVu Sans (any script DejaVu covers)
 #   libgtest-dev          unit tests
+#   chromium nodejs npm   the browser test of the server's page (tests/browser: headless Chromium driven by
+#                         playwright-core, which `npm ci` installs there without downloading a browser)
+#   python3-numpy python3-pil   tools/synthetic/scenes.py draws the synthetic scenes that scripts/demo.sh and
+#                         tools/synthetic/evaluate.py run the embedded model on
 set -euo pipefail
 PKGS="cmake g++ make pkg-config libsentencepiece-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
       nlohmann-json3-dev libcpp-httplib-dev libgtest-dev python3 libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
-      zlib1g-dev libfreetype-dev fonts-dejavu-core"
+      zlib1g-dev libfreetype-dev fonts-dejavu-core python3-numpy python3-pil chromium nodejs npm"
 missing=""
+# Present: installed, or provided by an installed package (NodeSource's nodejs provides npm and conflicts with
+# Debian's npm).
+present() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" && return 0
+  local provided
+  provided="$(dpkg-query -W -f='${db:Status-Abbrev}${Provides}\n' 2>/dev/null | grep '^ii')"
+  grep -Eq "[ ,]$1( |,|\$)" <<<"$provided"
+}
 for p in $PKGS; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  present "$p" || missing="$missing $p"
 done
 if [ -n "${missing// }" ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -139,4 +139,26 @@ check "foreign output file" one_line_error 1 "not a result line" --model "$MODEL
 check "input == output" one_line_error 2 "same file" --model "$MODEL" --input "$TMP/requests.jsonl" \
   --output "$TMP/requests.jsonl"
 
+# 6. Detection / segmentation text: the result carries the same "objects" (boxes, seg codes, masks from --vae) as
+# `generate --json` (the reference case's greedy text holds <loc> pieces).
+LOC_CASE="$FIX/cases/pg2_loc_detect"
+LOC_PROMPT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompt"])' "$LOC_CASE/case.json")
+python3 -c '
+import json, os, sys
+print(json.dumps({"id": "loc", "image": os.path.abspath(sys.argv[1]), "prompt": sys.argv[2], "max_tokens": 12}))' \
+  "$LOC_CASE/gray.png" "$LOC_PROMPT" >"$TMP/loc.jsonl"
+"$BIN" batch --model "$FIX/models/pg2_f32" --vae "$FIX/vae/vae_small.npz" --input "$TMP/loc.jsonl" \
+  --output "$TMP/loc_results.jsonl" 2>/dev/null
+"$BIN" generate --model "$FIX/models/pg2_f32" --vae "$FIX/vae/vae_small.npz" --image "$LOC_CASE/gray.png" \
+  --prompt "$LOC_PROMPT" --max-tokens 12 --json >"$TMP/loc_generate.json"
+check "objects in batch results == generate --json objects" python3 -c '
+import json, sys
+b, g = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert "<loc" in b["text"] and b["text"] == g["text"] and len(b["objects"]) >= 1 and b["objects"] == g["objects"]
+' "$TMP/loc_results.jsonl" "$TMP/loc_generate.json"
+check "no objects without <loc> pieces" python3 -c '
+import json, sys
+assert all("objects" not in r or "<loc" in r["text"] for r in map(json.loads, open(sys.argv[1])) if "text" in r)
+' "$TMP/full.jsonl"
+
 finish

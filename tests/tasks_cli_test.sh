@@ -72,7 +72,8 @@ check "parse segmentation JSON" json_check 'len(d["objects"]) == 1 and d["object
   and len(d["objects"][0]["mask"]["counts"]) > 2 and len(d["objects"][0]["seg_codes"]) == 16 and d["text"] == ""'
 check "mask PNG has the image size" [ "$(png_size "$TMP/mask0.png")" = "96 80" ]
 
-run parse --text "<loc0100><loc0080><loc0950><loc0900>$SEG cat" --width 96 --height 80 --json
+# (--model: the test model has no vae.npz, unlike the embedded default whose vae.npz parse would use.)
+run parse --text "<loc0100><loc0080><loc0950><loc0900>$SEG cat" --width 96 --height 80 --model "$MODEL" --json
 check "segmentation without --vae: boxes and a note" json_check '"mask" not in d["objects"][0]
   and d["objects"][0]["box"] == [8, 8, 84, 74] and "--vae" in d["note"]'
 
@@ -94,8 +95,22 @@ run parse --text "x" --width 5 --height 5 --overlay "$TMP/o.png"
 check "--overlay without --overlay-image" usage_error "--overlay-image"
 run parse --text "x" --width 5 --height 5 --overlay-image "$IMAGE" --overlay "$TMP/o.png"
 check "size differs from the overlay image" usage_error "differ"
-run parse --text "x" --width 5 --height 5 --mask-png "$TMP/m"
+run parse --text "x" --width 5 --height 5 --model "$MODEL" --mask-png "$TMP/m"
 check "--mask-png without --vae" usage_error "--vae"
+
+# Without --vae, the model directory's vae.npz decodes the masks (the embedded model ships one).
+mkdir "$TMP/model_with_vae"
+ln -s "$(cd "$MODEL" && pwd)"/* "$TMP/model_with_vae/"
+cp "$VAE" "$TMP/model_with_vae/vae.npz"
+run parse --text "<loc0100><loc0080><loc0950><loc0900>$SEG cat" --width 96 --height 80 --vae "$VAE" --json
+cp "$TMP/out" "$TMP/with_flag.json"
+run parse --text "<loc0100><loc0080><loc0950><loc0900>$SEG cat" --width 96 --height 80 --model "$TMP/model_with_vae" --json
+check "parse: the model's vae.npz gives the --vae masks" cmp -s "$TMP/out" "$TMP/with_flag.json"
+cp "$FIX/vae/stored.npz" "$TMP/model_with_vae/vae.npz"
+run generate --model "$TMP/model_with_vae" --image "$IMAGE" --task caption --max-tokens 1
+check "generate loads the model's vae.npz" [ "$rc" -eq 1 ] && check "and names its missing array" grep -q "_vq_vae._embedding" "$TMP/err"
+run generate --model "$TMP/model_with_vae" --image "$IMAGE" --task caption --max-tokens 1 --vae "$VAE"
+check "--vae overrides the model's vae.npz" [ "$rc" -eq 0 ]
 run parse --text "x" --width 5 --height 5 --vae "$TMP/none.npz"
 check "missing vae file" [ "$rc" -eq 1 ] && check "missing vae file: one line naming it" grep -q "none.npz" "$TMP/err"
 run parse --text "x" --width 5 --height 5 --vae "$FIX/vae/stored.npz"

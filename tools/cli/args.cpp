@@ -69,4 +69,13 @@ std::string default_model_dir() {
   return PG_DEFAULT_MODEL_DIR;
 }
 
+std::string model_dir_from(const Args& args) { return args.get("--model", default_model_dir()); }
+
+std::string vae_path_from(const Args& args, const std::string& model_dir) {
+  if (args.has("--vae")) return args.get("--vae");
+  const fs::path bundled = fs::path(model_dir) / "vae.npz";
+  std::error_code ec;
+  return fs::is_regular_file(bundled, ec) ? bundled.string() : "";
+}
+
 }  // namespace pg::cli

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -24,6 +25,8 @@
 #include "commands.h"
 #include "io/video.h"
 #include "paligemma/engine.h"
+#include "tasks/detection.h"
+#include "tasks/segmentation.h"
 #include "tasks/task_prompt.h"
 
 namespace pg::cli {
@@ -153,7 +156,8 @@ void load_images(const json& request, const fs::path& base_dir, GenerateRequest&
   }
 }
 
-ordered_json serve(const Engine& engine, const json& request, const fs::path& base_dir) {
+// `vae` may be null: segmentation objects then carry seg_codes but no mask.
+ordered_json serve(const Engine& engine, const MaskDecoder* vae, const json& request, const fs::path& base_dir) {
   GenerateRequest req = parse_request(request);
   load_images(request, base_dir, req);
   GenerateResult r;
@@ -166,6 +170,9 @@ ordered_json serve(const Engine& engine, const json& request, const fs::path& ba
   }
   ordered_json out{{"text", r.text}, {"tokens", r.tokens}, {"finish_reason", r.finish_reason}};
   if (req.beams > 1) out["score"] = r.score;
+  // Boxes and masks on the first image, as `generate --json` gives them.
+  if (has_loc_tokens(r.text))
+    out["objects"] = objects_json(decode_objects(r.text, req.images[0].width, req.images[0].height, vae));
   const Timings& t = r.timings;
   out["timings"] = ordered_json{{"preprocess_s", t.preprocess_s},
                                 {"vision_s", t.vision_s},
@@ -345,6 +352,7 @@ class Progress {
 int run_batch(int argc, char** argv) {
   const Args args(argc, argv, 2,
                   {{"--model", true},
+                   {"--vae", true},
                    {"--input", true},
                    {"--output", true},
                    {"--threads", true},
@@ -373,7 +381,10 @@ int run_batch(int argc, char** argv) {
     std::cerr << "batch: " << skipped << " of " << requests.size() << " requests already in " << output << "\n";
   if (todo.empty()) return 0;
 
-  const auto engine = Engine::load(args.get("--model", default_model_dir()), lo);
+  const std::string model_dir = model_dir_from(args), vae_path = vae_path_from(args, model_dir);
+  std::unique_ptr<MaskDecoder> vae;
+  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(vae_path);
+  const auto engine = Engine::load(model_dir, lo);
   const fs::path base_dir = fs::absolute(input).parent_path();
   ResultWriter writer(output);
   Progress progress(todo.size());
@@ -383,7 +394,7 @@ int run_batch(int argc, char** argv) {
     ordered_json result{{"id", p.id}};
     try {
       if (p.error) throw *p.error;
-      result.update(serve(*engine, p.request, base_dir));
+      result.update(serve(*engine, vae.get(), p.request, base_dir));
     } catch (const RequestError& e) {
       result["error"] = ordered_json{{"code", e.code}, {"message", e.message}};
       ++errors;

@@ -49,6 +49,7 @@ int run_parse(int argc, char** argv) {
                    {"--width", true},
                    {"--height", true},
                    {"--vae", true},
+                   {"--model", true},
                    {"--overlay-image", true},
                    {"--overlay", true},
                    {"--mask-png", true},
@@ -57,7 +58,10 @@ int run_parse(int argc, char** argv) {
     throw UsageError("parse needs --text TEXT (the model's output, <loc>/<seg> pieces included)");
   if (args.has("--overlay") != args.has("--overlay-image"))
     throw UsageError("--overlay OUT.png and --overlay-image IN go together (draw on IN, write OUT.png)");
-  if (args.has("--mask-png") && !args.has("--vae")) throw UsageError("--mask-png needs --vae FILE.npz");
+  // No model runs here; --model (default: the embedded one) only says whose vae.npz decodes the masks.
+  const std::string vae_path = vae_path_from(args, model_dir_from(args));
+  if (args.has("--mask-png") && vae_path.empty())
+    throw UsageError("--mask-png needs --vae FILE.npz (or a --model directory holding vae.npz)");
   constexpr int64_t kMaxSide = 1 << 20;
   int64_t width = args.get_int("--width", 0, 1, kMaxSide), height = args.get_int("--height", 0, 1, kMaxSide);
 
@@ -75,7 +79,7 @@ int run_parse(int argc, char** argv) {
     throw UsageError("parse needs the original image's --width W and --height H (or --overlay-image IN)");
 
   std::unique_ptr<MaskDecoder> decoder;
-  if (args.has("--vae")) decoder = std::make_unique<MaskDecoder>(args.get("--vae"));
+  if (!vae_path.empty()) decoder = std::make_unique<MaskDecoder>(vae_path);
   const DecodedObjects decoded = decode_objects(args.get("--text"), int(width), int(height), decoder.get());
 
   if (args.has("--overlay")) {

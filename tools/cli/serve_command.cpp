@@ -24,12 +24,12 @@ int run_serve(int argc, char** argv) {
   o.limits.max_tokens = args.get_int("--max-tokens-limit", o.limits.max_tokens, 1, 8192);
   o.limits.max_queue = size_t(args.get_int("--max-queue", int64_t(o.limits.max_queue), 0, 100000));
   o.limits.max_batch = size_t(args.get_int("--max-batch", int64_t(o.limits.max_batch), 1, 256));
-  const std::string dir = args.get("--model", default_model_dir());
+  const std::string dir = model_dir_from(args), vae_path = vae_path_from(args, dir);
   o.model_name = std::filesystem::path(dir).filename().string();
   LoadOptions lo;
   lo.threads = int(args.get_int("--threads", 0, 1, 1024));
   std::unique_ptr<MaskDecoder> vae;
-  if (args.has("--vae")) vae = std::make_unique<MaskDecoder>(args.get("--vae"));
+  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(vae_path);
   const auto engine = Engine::load(dir, lo);
   return server::serve(*engine, vae.get(), o);
 }

@@ -1,0 +1,597 @@
+"""Trains the project's small PaliGemma 2 on the synthetic scenes of tools/synthetic/scenes.py and writes
+models/synthetic/ (hub layout: config.json, model.safetensors, tokenizer.model, ...) plus its mask decoder vae.npz.
+
+Runs inside the Debian sid reference root (transformers 5.12, torch, sentencepiece, Pillow, numpy) on 2 CPU cores:
+  flock /tmp/sid-ref.lock ../shared/reference/sid-root.sh /opt/sid-ref run "$PWD" -- \
+      python3 tools/synthetic/train.py --out models/synthetic
+
+Stages (all seeded; see tools/synthetic/README.md for sizes, timings and figures):
+ 1. SentencePiece tokenizer of the task language with <image>, <loc0000>..<loc1023>, <seg000>..<seg127>.
+ 2. VQ-VAE on the shapes' 64x64 mask crops: 16x16-patch encoder, big_vision's vae-oid decoder architecture with
+    smaller widths, 128-entry codebook; the decoder is saved under vae-oid.npz's keys for the engine.
+ 3. PaliGemma 2 (SigLIP + projector + Gemma 2), prefix-LM training on a task mix (labels on the suffix only).
+ 4. Files, then a greedy evaluation in transformers on fresh scenes of another seed.
+"""
+import argparse
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scenes  # noqa: E402
+
+import sentencepiece as spm  # noqa: E402
+import transformers  # noqa: E402
+from transformers import GemmaTokenizer, PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor  # noqa: E402
+from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil  # noqa: E402
+
+transformers.logging.set_verbosity_error()
+
+LOC_PIECES = [f"<loc{i:04d}>" for i in range(1024)]
+SEG_PIECES = [f"<seg{i:03d}>" for i in range(128)]
+IMAGE_ID = 4  # "<image>": the first user-defined piece, after <pad> <eos> <bos> <unk>
+START = time.time()
+
+
+def log(*parts):
+    print(f"[{time.time() - START:7.1f}s]", *parts, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# 1. Tokenizer
+# ------------------------------------------------------------------------------------------------------------------
+def task_sentences(seed, count):
+    """Prompts and answers (loc/seg pieces stripped) of `count` scenes: the tokenizer's training text."""
+    lines = []
+    for i in range(count):
+        rng = scenes.scene_rng(seed, i)
+        for q in scenes.questions(scenes.draw_scene(rng), rng):
+            lines.append(q["prompt"])
+            words = " ".join(w for w in q["answer"].replace(">", "> ").split() if not w.startswith("<"))
+            lines.append(words)
+    for c in scenes.COLORS:
+        for k in scenes.KINDS:
+            lines.append(f"segment {c} {k}")
+    return lines
+
+
+def train_tokenizer(out_dir, seed):
+    """BPE over the task language; <image>, loc and seg pieces are user-defined symbols (one id each), bytes fall
+    back to <0xNN> pieces so any text still encodes. Settings as tools/reference/make_fixtures.py's tokenizer."""
+    spm.set_random_generator_seed(seed)
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(task_sentences(seed, 400)),
+        model_writer=buf,
+        model_type="bpe",
+        vocab_size=1536,
+        hard_vocab_limit=False,
+        user_defined_symbols=["<image>"] + LOC_PIECES + SEG_PIECES,
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3,
+        pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>",
+        byte_fallback=True,
+        split_digits=True,
+        add_dummy_prefix=False,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        character_coverage=1.0,
+        num_threads=1,
+        minloglevel=2,
+    )
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "tokenizer.model")
+    with open(path, "wb") as f:
+        f.write(buf.getvalue())
+    return path
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# 2. VQ-VAE
+# ------------------------------------------------------------------------------------------------------------------
+class ResBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+                                 nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+                                 nn.Conv2d(channels, channels, 1))
+
+    def forward(self, x):
+        return x + self.net(x)
+
+
+class MaskVAE(nn.Module):
+    """Decoder: vae-oid.npz's architecture (spec §10.2; module indices give its state_dict names decoder.0,
+    decoder.2.net.0, ...), narrower. Encoder: a 16x16-patch MLP (scenes.MaskEncoder is its numpy twin)."""
+
+    def __init__(self, dim, channels, upsample, hidden):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(1, hidden, 16, stride=16), nn.ReLU(), nn.Conv2d(hidden, dim, 1))
+        self.codebook = nn.Parameter(torch.randn(scenes.CODEBOOK_SIZE, dim) * 0.5)
+        layers = [nn.Conv2d(dim, channels, 1), nn.ReLU(), ResBlock(channels), ResBlock(channels)]
+        cin = channels
+        for cout in upsample:
+            layers += [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.ReLU()]
+            cin = cout
+        layers.append(nn.Conv2d(cin, 1, 1))
+        self.decoder = nn.Sequential(*layers)
+
+    def quantize(self, z):  # z [B, D, 4, 4] -> codes [B, 16] (row-major grid)
+        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+        return torch.cdist(flat, self.codebook).argmin(-1).reshape(z.shape[0], 16)
+
+    def decode(self, codes):  # codes [B, 16] -> [B, 64, 64] logit maps (> 0 = inside)
+        grid = self.codebook[codes].reshape(codes.shape[0], 4, 4, -1).permute(0, 3, 1, 2)
+        return self.decoder(grid)[:, 0]
+
+    def forward(self, crops):  # crops [B, 64, 64] in [0, 1]
+        z = self.encoder((2.0 * crops - 1.0)[:, None]).float()
+        codes = self.quantize(z)
+        q = self.codebook[codes].reshape(z.shape[0], 4, 4, -1).permute(0, 3, 1, 2)
+        commitment = F.mse_loss(z, q.detach())
+        codebook_loss = F.mse_loss(q, z.detach())
+        q = z + (q - z).detach()  # straight-through
+        return self.decoder(q)[:, 0], codebook_loss + 0.25 * commitment, codes
+
+    def arrays(self):
+        out = {"_vq_vae._embedding": self.codebook.detach().numpy().astype(np.float32)}
+        for name, value in self.decoder.state_dict().items():
+            out["decoder." + name] = value.numpy().astype(np.float32)
+        for name, value in self.encoder.state_dict().items():
+            out["encoder." + name] = value.numpy().astype(np.float32)
+        return out
+
+
+def mask_crops(seed, count):
+    crops = []
+    for i in range(count):
+        scene = scenes.draw_scene(scenes.scene_rng(seed, i))
+        crops += [scenes.mask_crop(s["mask"], s["box"]) for s in scene["shapes"]]
+    return torch.from_numpy(np.stack(crops))
+
+
+def train_vae(args, seed):
+    torch.manual_seed(seed)
+    crops = mask_crops(seed, args.vae_scenes)
+    log(f"VAE: {len(crops)} mask crops")
+    vae = MaskVAE(args.vae_dim, args.vae_channels, tuple(args.vae_upsample), args.vae_hidden)
+    opt = torch.optim.Adam(vae.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(seed)
+    for step in range(args.vae_steps):
+        batch = crops[torch.randint(len(crops), (args.vae_batch,), generator=g)]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits, vq_loss, _ = vae(batch)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), batch) + vq_loss.float()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        for group in opt.param_groups:
+            group["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * (step + 1) / args.vae_steps))
+        if step % 200 == 0 or step == args.vae_steps - 1:
+            log(f"VAE step {step} loss {loss.item():.4f}")
+    return vae
+
+
+def vae_check(vae, crops):
+    """Mean IoU of (decoded map > 0) against (crop > 0.5), encoding with the numpy encoder of scenes.py."""
+    encoder = scenes.MaskEncoder(vae.arrays())
+    codes = torch.from_numpy(encoder.codes(2.0 * crops.numpy() - 1.0))
+    with torch.no_grad():
+        decoded = vae.decode(codes) > 0
+    truth = crops > 0.5
+    iou = (decoded & truth).sum((1, 2)).float() / (decoded | truth).sum((1, 2)).clamp(min=1).float()
+    return float(iou.mean()), len(torch.unique(codes))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# 3. Model
+# ------------------------------------------------------------------------------------------------------------------
+def build_config(args, vocab):
+    vision = dict(model_type="siglip_vision_model", hidden_size=args.vision_hidden,
+                  intermediate_size=args.vision_mlp, num_hidden_layers=args.vision_layers,
+                  num_attention_heads=args.vision_heads, num_channels=3, image_size=args.image_size,
+                  patch_size=args.patch_size, layer_norm_eps=1e-6, hidden_act="gelu_pytorch_tanh",
+                  vision_use_head=False, projection_dim=args.text_hidden)
+    head_dim = args.text_hidden // args.text_heads
+    text = dict(model_type="gemma2", hidden_size=args.text_hidden, intermediate_size=args.text_mlp,
+                num_hidden_layers=args.text_layers, num_attention_heads=args.text_heads,
+                num_key_value_heads=args.text_kv_heads, head_dim=head_dim, query_pre_attn_scalar=head_dim,
+                vocab_size=vocab, hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6,
+                max_position_embeddings=512, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                attn_logit_softcapping=50.0, final_logit_softcapping=30.0, sliding_window=512,
+                pad_token_id=0, eos_token_id=1, bos_token_id=2, tie_word_embeddings=True)
+    cfg = PaliGemmaConfig(vision_config=vision, text_config=text, image_token_index=IMAGE_ID, vocab_size=vocab,
+                          projection_dim=args.text_hidden, hidden_size=args.text_hidden, pad_token_id=0,
+                          eos_token_id=1, bos_token_id=2, tie_word_embeddings=True)
+    cfg._attn_implementation = "eager"
+    return cfg
+
+
+@torch.no_grad()
+def smooth_loc_embeddings(model, loc0, seed):
+    """Loc rows start as a random projection of sinusoidal features of the bin (periods 8..4096 bins), at the norm of
+    the other rows: neighbouring bins start similar in input and (tied) output, which spares the model learning the
+    bins' order from scratch."""
+    emb = model.get_input_embeddings().weight
+    g = torch.Generator().manual_seed(seed)
+    bins = torch.arange(1024, dtype=torch.float32)[:, None]
+    periods = torch.logspace(math.log10(8), math.log10(4096), 32)[None]
+    features = torch.cat([torch.sin(2 * math.pi * bins / periods), torch.cos(2 * math.pi * bins / periods)], 1)
+    projection = torch.randn(features.shape[1], emb.shape[1], generator=g) / math.sqrt(features.shape[1])
+    rows = features @ projection
+    rows *= emb.norm(dim=1).mean() / rows.norm(dim=1, keepdim=True)
+    emb[loc0:loc0 + 1024] = rows
+
+
+def pixels(image, size):
+    """What the engine does to a PNG: Pillow bicubic resize to the square size, x / 255, (x - 0.5) / 0.5."""
+    resized = np.asarray(Image.fromarray(image, "RGB").resize((size, size), Image.BICUBIC), np.float32)
+    return torch.from_numpy(((resized / 255.0 - 0.5) / 0.5).transpose(2, 0, 1).copy())
+
+
+TASK_WEIGHTS = {"caption": 1.0, "count": 0.6, "color": 0.8, "shape": 0.8, "detect": 2.5, "segment": 2.0}
+
+
+class Batches:
+    """Training batches: `images` fresh scenes per batch, `per_image` of each scene's questions drawn by task weight
+    (detection and segmentation oversampled); scene i of the run is scenes.scene_rng(seed, i)."""
+
+    def __init__(self, sp, encoder, args, seed):
+        self.sp, self.encoder, self.args, self.seed = sp, encoder, args, seed
+        self.next_scene = 0
+        self.n_image_tokens = (args.image_size // args.patch_size) ** 2
+        self.bos, self.eos = sp.piece_to_id("<bos>"), sp.piece_to_id("<eos>")
+
+    def prefix_ids(self, prompt):
+        return [IMAGE_ID] * self.n_image_tokens + [self.bos] + self.sp.encode(prompt + "\n")
+
+    def next(self):
+        args = self.args
+        images, sequences = [], []
+        for _ in range(args.images_per_batch):
+            rng = scenes.scene_rng(self.seed, self.next_scene)
+            self.next_scene += 1
+            scene = scenes.draw_scene(rng)
+            qs = scenes.questions(scene, rng, self.encoder)
+            weights = np.array([TASK_WEIGHTS[q["task"]] for q in qs])
+            pick = rng.choice(len(qs), size=min(args.questions_per_image, len(qs)), replace=False,
+                              p=weights / weights.sum())
+            images.append(pixels(scene["image"], args.image_size))
+            for i in pick:
+                prefix = self.prefix_ids(qs[int(i)]["prompt"])
+                suffix = self.sp.encode(qs[int(i)]["answer"]) + [self.eos]
+                sequences.append((len(images) - 1, prefix, suffix))
+        length = max(len(p) + len(s) for _, p, s in sequences)
+        n = len(sequences)
+        ids = torch.zeros(n, length, dtype=torch.long)
+        types = torch.ones(n, length, dtype=torch.long)
+        attention = torch.zeros(n, length, dtype=torch.long)
+        labels = torch.full((n, length), -100, dtype=torch.long)
+        image_index = torch.tensor([s[0] for s in sequences])
+        for row, (_, prefix, suffix) in enumerate(sequences):
+            seq = prefix + suffix
+            ids[row, :len(seq)] = torch.tensor(seq)
+            types[row, :len(prefix)] = 0
+            attention[row, :len(seq)] = 1
+            # labels[t] is the token predicted at position t (the next one)
+            labels[row, len(prefix) - 1:len(seq) - 1] = torch.tensor(suffix)
+        return torch.stack(images), image_index, ids, types, attention, labels
+
+
+def embed(model, pixel_values, image_index, ids):
+    """Input embeddings with each sequence's image features (computed once per image) in the <image> slots, as
+    PaliGemmaModel.forward builds them: text rows scaled by sqrt(H) inside the embedding, image rows not."""
+    features = model.model.get_image_features(pixel_values).pooler_output[image_index]
+    text_ids = ids.masked_fill(ids == model.config.image_token_id, 0)
+    embeds = model.get_input_embeddings()(text_ids)
+    slots = (ids == model.config.image_token_id).unsqueeze(-1)
+    return embeds.masked_scatter(slots, features.to(embeds.dtype))
+
+
+def loss_fn(model, hidden, labels, loc0, sigma):
+    """Cross-entropy on the suffix (logits of the tied head with Gemma 2's final soft-cap, computed only where there
+    is a label); a loc target is a Gaussian over the loc bins (sigma in bins) instead of one bin, so near misses
+    cost less than far ones."""
+    keep = labels != -100
+    logits = F.linear(hidden[keep], model.get_input_embeddings().weight)
+    cap = model.config.text_config.final_logit_softcapping
+    logp = F.log_softmax(torch.tanh(logits / cap) * cap, -1)
+    target = labels[keep]
+    is_loc = (target >= loc0) & (target < loc0 + 1024)
+    hard = -logp[~is_loc].gather(1, target[~is_loc, None]).squeeze(1)
+    bins = torch.arange(1024, dtype=torch.float32)
+    centre = (target[is_loc] - loc0).float()[:, None]
+    soft = torch.exp(-0.5 * ((bins[None] - centre) / sigma) ** 2)
+    soft = soft / soft.sum(1, keepdim=True)
+    soft_loss = -(soft * logp[is_loc][:, loc0:loc0 + 1024]).sum(1)
+    return torch.cat([hard, soft_loss]).mean()
+
+
+def train_model(args, sp, encoder, seed):
+    torch.manual_seed(seed)
+    vocab = sp.get_piece_size()
+    cfg = build_config(args, vocab)
+    model = PaliGemmaForConditionalGeneration(cfg)
+    loc0 = sp.piece_to_id("<loc0000>")
+    smooth_loc_embeddings(model, loc0, seed)
+    model.train()
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: {n_params / 1e6:.2f}M parameters, vocab {vocab}")
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.98))
+    batches = Batches(sp, encoder, args, seed)
+    window = []
+    for step in range(args.steps):
+        warm = min(1.0, (step + 1) / args.warmup)
+        progress = max(0.0, (step - args.warmup) / max(1, args.steps - args.warmup))
+        lr = args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        pixel_values, image_index, ids, types, attention, labels = batches.next()
+        # bfloat16 autocast (float32 master weights): ~10x faster than float32 on this CPU (oneDNN's AVX512-BF16
+        # matmuls); the tied output head and the loss stay in float32 so neighbouring loc bins stay distinct.
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            hidden = model.model(inputs_embeds=embed(model, pixel_values, image_index, ids), attention_mask=attention,
+                                 token_type_ids=types).last_hidden_state
+        loss = loss_fn(model, hidden.float(), labels, loc0, args.loc_sigma)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        window.append(loss.item())
+        if (step + 1) % args.log_every == 0 or step == 0:
+            log(f"step {step + 1}/{args.steps} loss {np.mean(window):.4f} lr {lr:.2e}")
+            window = []
+    model.eval()
+    return model
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# 4. Files
+# ------------------------------------------------------------------------------------------------------------------
+def write_json(path, obj):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+
+
+def save_model(model, tok_path, out_dir, image_size, n_image_tokens):
+    model.save_pretrained(out_dir)
+    processor = PaliGemmaProcessor(
+        image_processor=SiglipImageProcessorPil(
+            do_resize=True, size={"height": image_size, "width": image_size}, resample=3, do_rescale=True,
+            rescale_factor=1 / 255, do_normalize=True, image_mean=[0.5] * 3, image_std=[0.5] * 3,
+            image_seq_length=n_image_tokens),
+        # mask_token=None: GemmaTokenizer would otherwise add a "<mask>" piece the model does not have
+        tokenizer=GemmaTokenizer(vocab_file=tok_path, mask_token=None))
+    processor.save_pretrained(out_dir)
+    for f in ("tokenizer.json", "special_tokens_map.json", "chat_template.jinja", "generation_config.json"):
+        if os.path.exists(os.path.join(out_dir, f)):
+            os.remove(os.path.join(out_dir, f))
+    shutil.copyfile(tok_path, os.path.join(out_dir, "tokenizer.model"))
+    tc_path = os.path.join(out_dir, "tokenizer_config.json")
+    with open(tc_path, encoding="utf-8") as f:
+        tc = json.load(f)
+    for k in ("vocab_file", "is_local", "local_files_only", "name_or_path"):
+        tc.pop(k, None)
+    tc["add_bos_token"] = False
+    tc["add_eos_token"] = False
+    write_json(tc_path, tc)
+    cfg_path = os.path.join(out_dir, "config.json")
+    with open(cfg_path, encoding="utf-8") as f:
+        cfg = json.load(f)
+    cfg.pop("_name_or_path", None)
+    write_json(cfg_path, cfg)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# 5. Evaluation in transformers (greedy)
+# ------------------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def greedy(model, sp, batches, pixel_values, image_index, prefixes, max_new):
+    """Greedy continuations of same-length prefixes with the KV cache; stops at <eos> (returned without it)."""
+    ids = torch.tensor(prefixes)
+    types = torch.zeros_like(ids)
+    out = model(inputs_embeds=embed(model, pixel_values, image_index, ids), token_type_ids=types, use_cache=True)
+    cache = out.past_key_values
+    next_ids = out.logits[:, -1].argmax(-1)
+    tokens = [[] for _ in prefixes]
+    done = torch.zeros(len(prefixes), dtype=torch.bool)
+    for _ in range(max_new):
+        for row, t in enumerate(next_ids.tolist()):
+            if not done[row]:
+                if t == batches.eos:
+                    done[row] = True
+                else:
+                    tokens[row].append(t)
+        if bool(done.all()):
+            break
+        out = model(input_ids=next_ids[:, None], past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        next_ids = out.logits[:, -1].argmax(-1)
+    return [sp.decode(t) for t in tokens]
+
+
+def parse_objects(text, width, height):
+    objects = []
+    for part in text.split(" ; "):
+        locs = []
+        rest = part
+        while rest.startswith("<loc") and len(rest) >= 9:
+            locs.append(int(rest[4:8]))
+            rest = rest[9:]
+        segs = []
+        while rest.startswith("<seg") and len(rest) >= 8:
+            segs.append(int(rest[4:7]))
+            rest = rest[8:]
+        if len(locs) == 4:
+            y0, x0, y1, x1 = locs
+            box = [round(x0 / 1024 * width), round(y0 / 1024 * height), round(x1 / 1024 * width),
+                   round(y1 / 1024 * height)]
+            objects.append({"box": box, "codes": segs if len(segs) == 16 else None, "label": rest.strip()})
+    return objects
+
+
+def box_iou(a, b):
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def paste(vae, codes, box, width, height):
+    """big_vision's evaluator: decoded 64x64 map, Pillow bilinear (mode F) to the box, > 0, pasted."""
+    mask = np.zeros((height, width), bool)
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        return mask
+    with torch.no_grad():
+        m = vae.decode(torch.tensor([codes]))[0].numpy()
+    resized = np.asarray(Image.fromarray(m, mode="F").resize((x1 - x0, y1 - y0), Image.BILINEAR))
+    mask[y0:y1, x0:x1] = resized > 0
+    return mask
+
+
+def evaluate(model, sp, vae, encoder, args, seed, count):
+    batches = Batches(sp, encoder, args, seed)
+    stats = {t: [0, 0] for t in ("caption", "count", "color", "shape")}
+    det = {"tp": 0, "pred": 0, "truth": 0}
+    seg_ious = []
+    examples = []
+    for i in range(count):
+        rng = scenes.scene_rng(seed, i)
+        scene = scenes.draw_scene(rng)
+        qs = scenes.questions(scene, rng, encoder)
+        pv = pixels(scene["image"], args.image_size)[None]
+        groups = {}
+        for q in qs:
+            groups.setdefault(len(batches.prefix_ids(q["prompt"])), []).append(q)
+        for group in groups.values():
+            answers = greedy(model, sp, batches, pv, torch.zeros(len(group), dtype=torch.long),
+                             [batches.prefix_ids(q["prompt"]) for q in group], 72)
+            for q, answer in zip(group, answers):
+                if len(examples) < 12 and answer != q["answer"]:
+                    examples.append((q["prompt"], q["answer"], answer))
+                if q["task"] in stats:
+                    stats[q["task"]][0] += answer == q["answer"]
+                    stats[q["task"]][1] += 1
+                    continue
+                predicted = parse_objects(answer, scene["width"], scene["height"])
+                truth = q["objects"]
+                if q["task"] == "detect":
+                    used = set()
+                    for p in predicted:
+                        best = max(((box_iou(p["box"], t["box"]), j) for j, t in enumerate(truth) if j not in used),
+                                   default=(0.0, -1))
+                        if best[0] >= 0.5:
+                            used.add(best[1])
+                            det["tp"] += 1
+                    det["pred"] += len(predicted)
+                    det["truth"] += len(truth)
+                else:
+                    t = truth[0]
+                    p = predicted[0] if predicted else None
+                    if p is None or p["codes"] is None:
+                        seg_ious.append(0.0)
+                        continue
+                    m = paste(vae, p["codes"], p["box"], scene["width"], scene["height"])
+                    inter = (m & t["mask"]).sum()
+                    union = (m | t["mask"]).sum()
+                    seg_ious.append(float(inter / union) if union else 0.0)
+    figures = {t: s[0] / max(1, s[1]) for t, s in stats.items()}
+    figures["detect_precision"] = det["tp"] / max(1, det["pred"])
+    figures["detect_recall"] = det["tp"] / max(1, det["truth"])
+    figures["segment_miou"] = float(np.mean(seg_ious)) if seg_ious else 0.0
+    return figures, examples
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, help="model directory to write (e.g. models/synthetic)")
+    ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=2200)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--images-per-batch", type=int, default=8)
+    ap.add_argument("--questions-per-image", type=int, default=4)
+    ap.add_argument("--loc-sigma", type=float, default=6.0, help="width of the loc targets, in bins")
+    ap.add_argument("--image-size", type=int, default=112)
+    ap.add_argument("--patch-size", type=int, default=14)
+    ap.add_argument("--vision-hidden", type=int, default=128)
+    ap.add_argument("--vision-mlp", type=int, default=512)
+    ap.add_argument("--vision-layers", type=int, default=4)
+    ap.add_argument("--vision-heads", type=int, default=4)
+    ap.add_argument("--text-hidden", type=int, default=128)
+    ap.add_argument("--text-mlp", type=int, default=512)
+    ap.add_argument("--text-layers", type=int, default=4)
+    ap.add_argument("--text-heads", type=int, default=4)
+    ap.add_argument("--text-kv-heads", type=int, default=2)
+    ap.add_argument("--vae-scenes", type=int, default=3000)
+    ap.add_argument("--vae-steps", type=int, default=500)
+    ap.add_argument("--vae-batch", type=int, default=32)
+    ap.add_argument("--vae-dim", type=int, default=16)
+    ap.add_argument("--vae-channels", type=int, default=32)
+    ap.add_argument("--vae-upsample", type=int, nargs=4, default=[32, 16, 16, 8])
+    ap.add_argument("--vae-hidden", type=int, default=64)
+    ap.add_argument("--eval-scenes", type=int, default=100)
+    ap.add_argument("--eval-seed", type=int, default=1006)
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--bench", action="store_true", help="time 5 training steps and stop (no files)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    tmp = args.out.rstrip("/") + ".tmp"
+    for d in (tmp, tmp + "-tokenizer"):
+        if os.path.isdir(d):
+            shutil.rmtree(d)
+    os.makedirs(tmp)
+    tok_path = train_tokenizer(tmp + "-tokenizer", args.seed)
+    sp = spm.SentencePieceProcessor(model_file=tok_path)
+    assert sp.piece_to_id("<image>") == IMAGE_ID, f"the config's image_token_index assumes <image> is {IMAGE_ID}"
+    log(f"tokenizer: {sp.get_piece_size()} pieces, <loc0000>={sp.piece_to_id('<loc0000>')}, "
+        f"<seg000>={sp.piece_to_id('<seg000>')}")
+
+    vae = train_vae(args, args.seed)
+    crops = mask_crops(args.eval_seed, 300)
+    iou, used = vae_check(vae, crops)
+    log(f"VAE: reconstruction mIoU {iou:.4f} on {len(crops)} fresh crops, {used} codes used")
+    np.savez_compressed(os.path.join(tmp, "vae.npz"), **vae.arrays())
+    encoder = scenes.MaskEncoder.load(os.path.join(tmp, "vae.npz"))
+
+    if args.bench:
+        args.steps = 5
+        args.log_every = 1
+    model = train_model(args, sp, encoder, args.seed)
+    if args.bench:
+        return
+    save_model(model, tok_path, tmp, args.image_size, (args.image_size // args.patch_size) ** 2)
+    if os.path.isdir(args.out):
+        shutil.rmtree(args.out)
+    os.rename(tmp, args.out)
+    shutil.rmtree(tmp + "-tokenizer")
+    log(f"wrote {args.out}: " + ", ".join(f"{f} {os.path.getsize(os.path.join(args.out, f)) / 1e6:.2f} MB"
+                                           for f in sorted(os.listdir(args.out))))
+    loaded = PaliGemmaForConditionalGeneration.from_pretrained(args.out, attn_implementation="eager").eval()
+    figures, examples = evaluate(loaded, sp, vae, encoder, args, args.eval_seed, args.eval_scenes)
+    log(f"transformers greedy on {args.eval_scenes} fresh scenes (seed {args.eval_seed}): " +
+        json.dumps({k: round(v, 4) for k, v in figures.items()}))
+    for prompt, expected, got in examples:
+        log(f"  {prompt!r}: expected {expected!r}, got {got[:160]!r}")
+
+
+if __name__ == "__main__":
+    main()
