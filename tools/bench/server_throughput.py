@@ -3,8 +3,9 @@
 
 usage: server_throughput.py PALIGEMMA_BINARY MODEL_DIR IMAGE [--tokens 32] [--rounds 3] [--clients 1,2,4,8,16]
 Each client sends one request (same image, "caption en", exactly --tokens tokens via ignore_eos) per round;
-the figure per round is (clients x tokens) / (wall time of the round - the slowest request's prefill), so that
-prefill, which batching does not share, is left out. Prints medians over rounds and the ratio to one client.
+the figure per round is (clients x (tokens - 1)) / (wall time of the round - the sum of all requests' vision and
+prefill times), so that prefill, which batching does not share and the server runs one request at a time, is
+left out. Prints medians over rounds and the ratio to one client.
 """
 import argparse
 import base64
