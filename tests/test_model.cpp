@@ -79,6 +79,36 @@ TEST_P(ModelTest, BatchedDecodingEqualsSequential) {
   }
 }
 
+TEST_P(ModelTest, BatchedPrefillEqualsOneAtATime) {
+  const TextConfig& t = model->config().text;
+  const int lengths[] = {6, 11, 2};
+  std::vector<KVCache> alone, batched;
+  std::vector<std::vector<float>> prompts, expected;
+  for (int s = 0; s < 3; ++s) {
+    prompts.push_back(prompt_rows(20 + 30 * s, lengths[s]));
+    alone.emplace_back(t, 16);
+    batched.emplace_back(t, 16);
+    expected.push_back(model->forward(alone.back(), prompts.back().data(), lengths[s]));
+  }
+  const auto out = model->prefill_batch({&batched[0], &batched[1], &batched[2]}, prompts);
+  ASSERT_EQ(out.size(), 3u);
+  for (int s = 0; s < 3; ++s) {
+    EXPECT_LE(max_rel_diff(out[size_t(s)], expected[size_t(s)]), 1e-5) << "sequence " << s;
+    EXPECT_EQ(batched[size_t(s)].length(), lengths[s]);
+    EXPECT_EQ(batched[size_t(s)].prefix_len(), lengths[s]);
+    // The caches hold the same keys and values: one more step continues alike.
+    const auto row = model->embed_token(77);
+    EXPECT_LE(max_rel_diff(model->forward(batched[size_t(s)], row.data(), 1),
+                           model->forward(alone[size_t(s)], row.data(), 1)),
+              1e-5);
+  }
+  KVCache used(t, 16), fresh(t, 16);
+  model->forward(used, prompts[0].data(), lengths[0]);
+  EXPECT_THROW(model->prefill_batch({&fresh, &used}, {prompts[0], prompts[0]}), Error);
+  EXPECT_THROW(model->prefill_batch({&fresh}, {prompts[0], prompts[1]}), Error);
+  EXPECT_THROW(model->prefill_batch({&fresh}, {std::vector<float>(size_t(t.hidden) + 1)}), Error);
+}
+
 TEST_P(ModelTest, PrefixIsBidirectional) {
   // Four rows as one prefix: early rows see later ones. The same rows fed one at a time after a
   // one-row prefix are causal. With several layers the last row's output must differ between the two.

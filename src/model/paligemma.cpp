@@ -254,6 +254,26 @@ std::vector<std::vector<float>> PaliGemmaModel::forward_batch(const std::vector<
   return run_decoder(seqs, std::vector<float>(rows, rows + int64_t(caches.size()) * H));
 }
 
+std::vector<std::vector<float>> PaliGemmaModel::prefill_batch(const std::vector<KVCache*>& caches,
+                                                              const std::vector<std::vector<float>>& rows) const {
+  if (caches.size() != rows.size())
+    throw Error("prefill_batch: " + std::to_string(caches.size()) + " caches for " + std::to_string(rows.size()) +
+                " prompts");
+  if (caches.empty()) return {};
+  const int64_t H = config_.text.hidden;
+  std::vector<SequenceRows> seqs;
+  std::vector<float> x;
+  for (size_t b = 0; b < caches.size(); ++b) {
+    if (caches[b]->length_ != 0) throw Error("prefill_batch needs empty caches");
+    if (rows[b].empty() || int64_t(rows[b].size()) % H != 0)
+      throw Error("prefill_batch: prompt " + std::to_string(b) + " has " + std::to_string(rows[b].size()) +
+                  " values, not a positive multiple of the hidden size " + std::to_string(H));
+    seqs.push_back({caches[b], int64_t(rows[b].size()) / H});
+    x.insert(x.end(), rows[b].begin(), rows[b].end());
+  }
+  return run_decoder(seqs, std::move(x));
+}
+
 std::vector<float> PaliGemmaModel::logits(const std::vector<float>& hidden) const { return logits_batch({hidden}); }
 
 std::vector<float> PaliGemmaModel::logits_batch(const std::vector<std::vector<float>>& hidden) const {

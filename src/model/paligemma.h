@@ -65,6 +65,11 @@ class PaliGemmaModel {
   // row b of `rows` is the next input row of caches[b]. Returns each sequence's final-norm hidden state.
   std::vector<std::vector<float>> forward_batch(const std::vector<KVCache*>& caches, const float* rows) const;
 
+  // Prefills of several new sequences in one pass over the weights: rows[b] ([count_b, hidden]) is the
+  // whole prompt of the empty caches[b]. Returns each sequence's final-norm hidden state of its last row.
+  std::vector<std::vector<float>> prefill_batch(const std::vector<KVCache*>& caches,
+                                                const std::vector<std::vector<float>>& rows) const;
+
   // Vocabulary logits of a final hidden state (tied output projection, soft-cap if enabled).
   std::vector<float> logits(const std::vector<float>& hidden) const;
   // Logits of several hidden states in one pass over the output projection: [hidden.size(), vocab].

@@ -8,6 +8,8 @@
 namespace pg {
 
 namespace {
+// 4096 rows: 15 prompts of 224 px, 3 of 448 px, one of 896 px; the MLP's activations then take ~0.5 GB.
+constexpr size_t kMaxPrefillRows = 4096;
 using Clock = std::chrono::steady_clock;
 double now_s() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 
@@ -58,25 +60,50 @@ size_t Scheduler::queued() const {
 
 void Scheduler::run() {
   for (;;) {
-    std::shared_ptr<ServingJob> next;
-    double enqueued = 0;
+    std::vector<std::pair<std::shared_ptr<ServingJob>, double>> admitted;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || !active_.empty(); });
       if (stopping_) break;
-      // One new request per iteration: the running batch keeps decoding between prefills.
-      if (!queue_.empty() && active_.size() < max_batch_) {
-        next = std::move(queue_.front().first);
-        enqueued = queue_.front().second;
+      // Everything waiting that fits joins now (the running batch keeps decoding between prefills), up to
+      // kMaxPrefillRows prompt rows per pass so that the pass's activations stay bounded; a longer prompt
+      // goes alone.
+      size_t rows = 0;
+      while (!queue_.empty() && active_.size() + admitted.size() < max_batch_) {
+        const size_t next_rows = queue_.front().first->prompt_ids.size();
+        if (!admitted.empty() && rows + next_rows > kMaxPrefillRows) break;
+        rows += next_rows;
+        admitted.emplace_back(std::move(queue_.front().first), now_s() - queue_.front().second);
         queue_.pop_front();
       }
     }
-    if (next) start(std::move(next), now_s() - enqueued);
-    if (!active_.empty()) step();
+    if (!admitted.empty()) {
+      const double t0 = now_s();
+      start(std::move(admitted));
+      add_work(now_s() - t0, 0, 0);
+    }
+    if (!active_.empty()) {
+      const double t0 = now_s();
+      const size_t tokens = active_.size();
+      step();
+      add_work(0, now_s() - t0, tokens);
+    }
   }
   for (auto& seq : active_) seq->job->on_done(seq->tokens, seq->timings, "the server is shutting down");
   active_.clear();
   running_ = 0;
+}
+
+void Scheduler::add_work(double prefill_s, double decode_s, uint64_t decode_tokens) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  totals_.prefill_s += prefill_s;
+  totals_.decode_s += decode_s;
+  totals_.decode_tokens += decode_tokens;
+}
+
+Scheduler::WorkTotals Scheduler::work_totals() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return totals_;
 }
 
 bool Scheduler::accept(Sequence& seq, int32_t token) {
@@ -95,39 +122,59 @@ bool Scheduler::accept(Sequence& seq, int32_t token) {
   return finished;
 }
 
-void Scheduler::start(std::shared_ptr<ServingJob> job, double queued_s) {
+void Scheduler::start(std::vector<std::pair<std::shared_ptr<ServingJob>, double>> jobs) {
+  std::vector<std::unique_ptr<Sequence>> fresh;
+  std::vector<std::vector<float>> prompts;
+  for (auto& [job, queued_s] : jobs) {
+    try {
+      if (job->exclusive) {
+        job->exclusive();
+        continue;
+      }
+      if (job->cancelled && job->cancelled()) {
+        job->on_done({}, {}, "cancelled");
+        continue;
+      }
+      auto seq = std::make_unique<Sequence>(job, model_.config().text);
+      seq->timings.queued_s = queued_s;
+      const double t0 = now_s();
+      std::vector<float> image_rows;
+      for (const auto& p : job->pixels) {
+        const std::vector<float> e = model_.image_embeddings(p.data());
+        image_rows.insert(image_rows.end(), e.begin(), e.end());
+      }
+      seq->timings.vision_s = now_s() - t0;
+      prompts.push_back(model_.embed_prompt(job->prompt_ids, image_rows));
+      fresh.push_back(std::move(seq));
+    } catch (const std::exception& e) {
+      job->on_done({}, {}, e.what());
+    }
+  }
+  if (fresh.empty()) return;
+  std::vector<int32_t> first_tokens;
+  double prefill_s = 0;
   try {
-    if (job->exclusive) {
-      job->exclusive();
-      return;
-    }
-    if (job->cancelled && job->cancelled()) {
-      job->on_done({}, {}, "cancelled");
-      return;
-    }
-    auto seq = std::make_unique<Sequence>(job, model_.config().text);
-    seq->timings.queued_s = queued_s;
-    double t0 = now_s();
-    std::vector<float> image_rows;
-    for (const auto& p : job->pixels) {
-      const std::vector<float> e = model_.image_embeddings(p.data());
-      image_rows.insert(image_rows.end(), e.begin(), e.end());
-    }
-    seq->timings.vision_s = now_s() - t0;
-    t0 = now_s();
-    const std::vector<float> rows = model_.embed_prompt(job->prompt_ids, image_rows);
-    std::vector<float> logits =
-        model_.logits(model_.forward(seq->cache, rows.data(), int64_t(job->prompt_ids.size())));
-    const int32_t token = job->choose ? job->choose(logits) : argmax(logits);
-    seq->timings.prefill_s = now_s() - t0;
-    seq->decode_start = now_s();
-    if (!accept(*seq, token)) {
-      active_.push_back(std::move(seq));
-      running_ = active_.size();
+    const double t0 = now_s();
+    std::vector<KVCache*> caches;
+    for (auto& seq : fresh) caches.push_back(&seq->cache);
+    const std::vector<float> logits = model_.logits_batch(model_.prefill_batch(caches, prompts));
+    const size_t vocab = logits.size() / fresh.size();
+    prefill_s = now_s() - t0;
+    for (size_t b = 0; b < fresh.size(); ++b) {
+      std::vector<float> row(logits.begin() + int64_t(b * vocab), logits.begin() + int64_t((b + 1) * vocab));
+      first_tokens.push_back(fresh[b]->job->choose ? fresh[b]->job->choose(row) : argmax(row));
     }
   } catch (const std::exception& e) {
-    job->on_done({}, {}, e.what());
+    for (auto& seq : fresh) seq->job->on_done({}, {}, e.what());
+    return;
   }
+  const double decode_start = now_s();
+  for (size_t b = 0; b < fresh.size(); ++b) {
+    fresh[b]->timings.prefill_s = prefill_s;
+    fresh[b]->decode_start = decode_start;
+    if (!accept(*fresh[b], first_tokens[b])) active_.push_back(std::move(fresh[b]));
+  }
+  running_ = active_.size();
 }
 
 void Scheduler::step() {

@@ -1,6 +1,6 @@
-// Continuous batching for a server: one worker thread owns the model; new requests are prefilled
-// between decoding steps and join the running batch, whose decoding steps share one pass over the
-// weights (PaliGemmaModel::forward_batch / logits_batch).
+// Continuous batching for a server: one worker thread owns the model; the requests waiting between
+// decoding steps are prefilled together in one pass and join the running batch, whose decoding steps share
+// one pass over the weights (PaliGemmaModel::prefill_batch / forward_batch / logits_batch).
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -20,7 +20,7 @@ namespace pg {
 struct ServingTimings {
   double queued_s = 0;   // waiting for the worker
   double vision_s = 0;
-  double prefill_s = 0;  // until the first token
+  double prefill_s = 0;  // until the first token (a pass shared with the requests admitted together)
   double decode_s = 0;   // the remaining tokens
 };
 
@@ -61,12 +61,22 @@ class Scheduler {
   // Finished generations so far, and how many of them ended because their client went away.
   uint64_t finished() const { return finished_.load(); }
   uint64_t cancelled() const { return cancelled_.load(); }
+  // Where the worker's time went so far: seconds admitting jobs (vision + prefill passes, and exclusive
+  // jobs such as beam search whole), seconds in batched decoding steps, and the tokens those steps
+  // produced (aggregate decode throughput = decode_tokens / decode_s).
+  struct WorkTotals {
+    double prefill_s = 0, decode_s = 0;
+    uint64_t decode_tokens = 0;
+  };
+  WorkTotals work_totals() const;
 
  private:
   struct Sequence;
   void run();
-  void start(std::shared_ptr<ServingJob> job, double queued_s);
+  // Admits new jobs (job, seconds queued) together: their vision, then one prefill pass for all of them.
+  void start(std::vector<std::pair<std::shared_ptr<ServingJob>, double>> jobs);
   void step();
+  void add_work(double prefill_s, double decode_s, uint64_t decode_tokens);
   // Records a chosen token; true when the sequence is finished (and reported).
   bool accept(Sequence& seq, int32_t token);
 
@@ -78,6 +88,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Sequence>> active_;                     // worker thread only
   std::atomic<size_t> running_{0};
   std::atomic<uint64_t> finished_{0}, cancelled_{0};
+  WorkTotals totals_;  // guarded by mutex_
   bool stopping_ = false;
   std::thread worker_;
 };

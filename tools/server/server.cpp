@@ -435,11 +435,14 @@ class Service {
   const Engine& engine() const { return engine_; }
   const Options& options() const { return options_; }
   json health() const {
+    const Scheduler::WorkTotals work = scheduler_.work_totals();
     return json{{"status", "ok"},
                 {"running", scheduler_.running()},
                 {"queued", scheduler_.queued()},
                 {"finished", scheduler_.finished()},
-                {"cancelled", scheduler_.cancelled()}};
+                {"cancelled", scheduler_.cancelled()},
+                {"work", {{"prefill_s", work.prefill_s}, {"decode_s", work.decode_s},
+                          {"decode_tokens", work.decode_tokens}}}};
   }
 
  private:
