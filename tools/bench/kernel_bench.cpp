@@ -132,6 +132,13 @@ int run(int argc, char** argv) {
   const MatmulCase cases[] = {
       {"decode mlp (gate/up)", 1, 16384, 2048, DType::BF16, true},
       {"decode logits", 1, 257216, 2048, DType::BF16, true},
+      // Batched decoding (the server's forward_batch): one row per concurrent request.
+      {"batch2 mlp (gate/up)", 2, 16384, 2048, DType::BF16, true},
+      {"batch4 mlp (gate/up)", 4, 16384, 2048, DType::BF16, true},
+      {"batch5 mlp (gate/up)", 5, 16384, 2048, DType::BF16, true},
+      {"batch8 mlp (gate/up)", 8, 16384, 2048, DType::BF16, true},
+      {"batch16 mlp (gate/up)", 16, 16384, 2048, DType::BF16, true},
+      {"batch8 logits", 8, 257216, 2048, DType::BF16, true},
       {"prefill gate/up", 260, 16384, 2048, DType::BF16, true},
       {"prefill down", 260, 2048, 16384, DType::BF16, true},
       {"vision fc1", 256, 4304, 1152, DType::BF16, true},
