@@ -208,7 +208,8 @@ def build_config(args, vocab):
                 vocab_size=vocab, hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6,
                 max_position_embeddings=512, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
                 attn_logit_softcapping=50.0, final_logit_softcapping=30.0, sliding_window=512,
-                pad_token_id=0, eos_token_id=1, bos_token_id=2, tie_word_embeddings=True)
+                pad_token_id=0, eos_token_id=1, bos_token_id=2, tie_word_embeddings=True,
+                initializer_range=args.init_std or args.text_hidden ** -0.5)
     cfg = PaliGemmaConfig(vision_config=vision, text_config=text, image_token_index=IMAGE_ID, vocab_size=vocab,
                           projection_dim=args.text_hidden, hidden_size=args.text_hidden, pad_token_id=0,
                           eos_token_id=1, bos_token_id=2, tie_word_embeddings=True)
@@ -238,6 +239,43 @@ def pixels(image, size):
     return torch.from_numpy(((resized / 255.0 - 0.5) / 0.5).transpose(2, 0, 1).copy())
 
 
+N_AUX_CLASSES = 1 + len(scenes.COLORS) * len(scenes.KINDS)  # background, then colour x kind
+
+
+def patch_targets(scene, grid):
+    """Auxiliary targets of the grid x grid image patches (the square input squashes the canvas, so patch (r, c)
+    covers canvas rows [r*H/grid, (r+1)*H/grid) and columns likewise): the share of the patch each colour x kind
+    covers (a distribution over N_AUX_CLASSES, background first), and the box (ymin, xmin, ymax, xmax as canvas
+    fractions) of the shape covering most of it, with that shape's share as the box target's weight."""
+    h, w = scene["height"], scene["width"]
+    patch = ((np.arange(h) * grid) // h)[:, None] * grid + ((np.arange(w) * grid) // w)[None, :]
+    area = np.bincount(patch.ravel(), minlength=grid * grid).astype(np.float32)
+    shares = np.zeros((grid * grid, N_AUX_CLASSES), np.float32)
+    boxes = np.zeros((grid * grid, 4), np.float32)
+    box_weight = np.zeros(grid * grid, np.float32)
+    for s in scene["shapes"]:
+        share = np.bincount(patch[s["mask"]], minlength=grid * grid) / area
+        cls = 1 + list(scenes.COLORS).index(s["color"]) * len(scenes.KINDS) + scenes.KINDS.index(s["kind"])
+        shares[:, cls] = share
+        x0, y0, x1, y1 = s["box"]
+        better = share > box_weight
+        boxes[better] = [y0 / h, x0 / w, y1 / h, x1 / w]
+        box_weight[better] = share[better]
+    shares[:, 0] = 1.0 - shares[:, 1:].sum(1)
+    return torch.from_numpy(shares), torch.from_numpy(boxes), torch.from_numpy(box_weight)
+
+
+def aux_loss(head, features, targets, box_weight_scale):
+    """Soft cross-entropy of each patch's content plus the L1 error of its shape's box (weighted by the shape's
+    share of the patch), from the projected image features the decoder reads. A training-only signal that teaches
+    the vision tower colours, kinds and places directly; the head is not part of the saved model."""
+    shares, boxes, box_weight = targets
+    out = head(features.float())
+    content = -(shares * F.log_softmax(out[..., :N_AUX_CLASSES], -1)).sum(-1).mean()
+    box_error = (out[..., N_AUX_CLASSES:] - boxes).abs().sum(-1)
+    return content + box_weight_scale * (box_error * box_weight).sum() / box_weight.sum().clamp(min=1.0)
+
+
 TASK_WEIGHTS = {"caption": 1.0, "count": 0.6, "color": 0.8, "shape": 0.8, "detect": 2.5, "segment": 2.0}
 
 
@@ -256,7 +294,8 @@ class Batches:
 
     def next(self):
         args = self.args
-        images, sequences = [], []
+        images, sequences, targets = [], [], []
+        grid = args.image_size // args.patch_size
         for _ in range(args.images_per_batch):
             rng = scenes.scene_rng(self.seed, self.next_scene)
             self.next_scene += 1
@@ -266,6 +305,7 @@ class Batches:
             pick = rng.choice(len(qs), size=min(args.questions_per_image, len(qs)), replace=False,
                               p=weights / weights.sum())
             images.append(pixels(scene["image"], args.image_size))
+            targets.append(patch_targets(scene, grid))
             for i in pick:
                 prefix = self.prefix_ids(qs[int(i)]["prompt"])
                 suffix = self.sp.encode(qs[int(i)]["answer"]) + [self.eos]
@@ -284,13 +324,32 @@ class Batches:
             attention[row, :len(seq)] = 1
             # labels[t] is the token predicted at position t (the next one)
             labels[row, len(prefix) - 1:len(seq) - 1] = torch.tensor(suffix)
-        return torch.stack(images), image_index, ids, types, attention, labels
+        aux = tuple(torch.stack(parts) for parts in zip(*targets))
+        return torch.stack(images), image_index, ids, types, attention, labels, aux
 
 
-def embed(model, pixel_values, image_index, ids):
+@torch.no_grad()
+def match_image_scale(model, batches):
+    """Rescales the projector so that image rows start at the root-mean-square size of the text rows they sit
+    beside (the projected features are divided by sqrt(hidden) in get_image_features, the text embeddings
+    multiplied by it, so their sizes depend on the widths and initialisations; with the defaults the factor is
+    about 0.65). Returns the factor."""
+    pixel_values, _, ids, *_ = batches.next()
+    image = model.model.get_image_features(pixel_values).pooler_output
+    text = model.get_input_embeddings()(ids[ids != model.config.image_token_id])
+    ratio = float(text.pow(2).mean().sqrt() / image.pow(2).mean().sqrt())
+    projector = model.model.multi_modal_projector.linear
+    projector.weight.mul_(ratio)
+    projector.bias.mul_(ratio)
+    return ratio
+
+
+def embed(model, pixel_values, image_index, ids, image_features=None):
     """Input embeddings with each sequence's image features (computed once per image) in the <image> slots, as
     PaliGemmaModel.forward builds them: text rows scaled by sqrt(H) inside the embedding, image rows not."""
-    features = model.model.get_image_features(pixel_values).pooler_output[image_index]
+    if image_features is None:
+        image_features = model.model.get_image_features(pixel_values).pooler_output
+    features = image_features[image_index]
     text_ids = ids.masked_fill(ids == model.config.image_token_id, 0)
     embeds = model.get_input_embeddings()(text_ids)
     slots = (ids == model.config.image_token_id).unsqueeze(-1)
@@ -313,7 +372,46 @@ def loss_fn(model, hidden, labels, loc0, sigma):
     soft = torch.exp(-0.5 * ((bins[None] - centre) / sigma) ** 2)
     soft = soft / soft.sum(1, keepdim=True)
     soft_loss = -(soft * logp[is_loc][:, loc0:loc0 + 1024]).sum(1)
-    return torch.cat([hard, soft_loss]).mean()
+    with torch.no_grad():  # progress figures the loss hides (a loc target's soft cross-entropy floor is ~3.2)
+        best = logp.argmax(-1)
+        progress = ((best[~is_loc] == target[~is_loc]).float().mean().item(),
+                    (best[is_loc] - target[is_loc]).abs().float().mean().item())
+    return torch.cat([hard, soft_loss]).mean(), progress
+
+
+def pretrain_vision(model, head, args, seed):
+    """The vision tower and projector alone on the per-patch loss, with many images per step (the tower is cheap
+    next to the decoder): from scratch, the decoder's loss alone teaches the tower little in the time we have."""
+    if args.vision_steps <= 0:
+        return
+    tower = [model.model.vision_tower, model.model.multi_modal_projector, head]
+    params = [p for m in tower for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.0)
+    grid = args.image_size // args.patch_size
+    next_scene = 0
+    window = []
+    for step in range(args.vision_steps):
+        warm = min(1.0, (step + 1) / args.warmup)
+        for group in opt.param_groups:
+            group["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.vision_steps)))
+        images, targets = [], []
+        for _ in range(args.vision_images):
+            # scene numbers far above the decoder stage's, so the two stages see different scenes
+            scene = scenes.draw_scene(scenes.scene_rng(seed, 10_000_000 + next_scene))
+            next_scene += 1
+            images.append(pixels(scene["image"], args.image_size))
+            targets.append(patch_targets(scene, grid))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            features = model.model.get_image_features(torch.stack(images)).pooler_output
+        loss = aux_loss(head, features, tuple(torch.stack(parts) for parts in zip(*targets)), args.aux_box_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        window.append(loss.item())
+        if (step + 1) % args.log_every == 0 or step == 0:
+            log(f"vision step {step + 1}/{args.vision_steps} patch loss {np.mean(window):.4f}")
+            window = []
 
 
 def train_model(args, sp, encoder, seed):
@@ -326,10 +424,19 @@ def train_model(args, sp, encoder, seed):
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params / 1e6:.2f}M parameters, vocab {vocab}")
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.98))
+    log(f"projector scaled by {match_image_scale(model, Batches(sp, encoder, args, seed + 1)):.2f}")
+    head = nn.Sequential(nn.LayerNorm(args.text_hidden), nn.Linear(args.text_hidden, N_AUX_CLASSES + 4))
+    pretrain_vision(model, head, args, seed)
+    params = list(model.named_parameters()) + list(head.named_parameters())
+    # The pre-trained tower moves slower than the decoder (lr_scale), so the decoder's early, noisy gradients
+    # do not undo what the per-patch loss taught it.
+    tower = {id(p) for m in (model.model.vision_tower, model.model.multi_modal_projector, head) for p in m.parameters()}
+    groups = [{"params": [p for n, p in params if (p.dim() >= 2) == matrix and (id(p) in tower) == in_tower],
+               "weight_decay": 0.01 if matrix else 0.0,
+               "lr_scale": args.vision_lr_scale if in_tower and args.vision_steps > 0 else 1.0}
+              for matrix in (True, False) for in_tower in (True, False)]
+    groups = [g for g in groups if g["params"]]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98))
     batches = Batches(sp, encoder, args, seed)
     window = []
     for step in range(args.steps):
@@ -337,21 +444,26 @@ def train_model(args, sp, encoder, seed):
         progress = max(0.0, (step - args.warmup) / max(1, args.steps - args.warmup))
         lr = args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
         for group in opt.param_groups:
-            group["lr"] = lr
-        pixel_values, image_index, ids, types, attention, labels = batches.next()
+            group["lr"] = lr * group["lr_scale"]
+        pixel_values, image_index, ids, types, attention, labels, aux_targets = batches.next()
         # bfloat16 autocast (float32 master weights): ~10x faster than float32 on this CPU (oneDNN's AVX512-BF16
         # matmuls); the tied output head and the loss stay in float32 so neighbouring loc bins stay distinct.
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            hidden = model.model(inputs_embeds=embed(model, pixel_values, image_index, ids), attention_mask=attention,
-                                 token_type_ids=types).last_hidden_state
-        loss = loss_fn(model, hidden.float(), labels, loc0, args.loc_sigma)
+            features = model.model.get_image_features(pixel_values).pooler_output
+            hidden = model.model(inputs_embeds=embed(model, None, image_index, ids, features),
+                                 attention_mask=attention, token_type_ids=types).last_hidden_state
+        lm_loss, (token_accuracy, loc_error) = loss_fn(model, hidden.float(), labels, loc0, args.loc_sigma)
+        patch_loss = aux_loss(head, features, aux_targets, args.aux_box_weight)
+        loss = lm_loss + args.aux_weight * patch_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
         opt.step()
-        window.append(loss.item())
+        window.append((lm_loss.item(), patch_loss.item(), token_accuracy, loc_error))
         if (step + 1) % args.log_every == 0 or step == 0:
-            log(f"step {step + 1}/{args.steps} loss {np.mean(window):.4f} lr {lr:.2e}")
+            lm, patch, accuracy, error = np.mean(window, 0)
+            log(f"step {step + 1}/{args.steps} loss {lm:.4f} patch loss {patch:.4f} non-loc token accuracy "
+                f"{accuracy:.3f} loc error {error:.1f} bins lr {lr:.2e}")
             window = []
     model.eval()
     return model
@@ -522,12 +634,23 @@ def main():
     ap.add_argument("--out", required=True, help="model directory to write (e.g. models/synthetic)")
     ap.add_argument("--seed", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=2200)
+    ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--images-per-batch", type=int, default=8)
-    ap.add_argument("--questions-per-image", type=int, default=4)
-    ap.add_argument("--loc-sigma", type=float, default=6.0, help="width of the loc targets, in bins")
+    ap.add_argument("--images-per-batch", type=int, default=16)
+    ap.add_argument("--questions-per-image", type=int, default=2)
+    ap.add_argument("--aux-weight", type=float, default=1.0,
+                    help="weight of the training-only per-patch content/box loss on the image features (0: off)")
+    ap.add_argument("--vision-steps", type=int, default=2000, help="steps of the tower alone on the per-patch loss")
+    ap.add_argument("--vision-images", type=int, default=32, help="images per vision pre-training step")
+    ap.add_argument("--init-std", type=float, default=0.0,
+                    help="standard deviation of the decoder's initial weights (0: 1/sqrt(text hidden); "
+                         "transformers' 0.02 suits Gemma's 2304-wide layers, not 128-wide ones)")
+    ap.add_argument("--aux-box-weight", type=float, default=0.5,
+                    help="weight of the per-patch box error next to the per-patch content loss")
+    ap.add_argument("--vision-lr-scale", type=float, default=0.3,
+                    help="learning-rate factor of the pre-trained tower during the decoder stage")
+    ap.add_argument("--loc-sigma", type=float, default=1.0, help="width of the loc targets, in bins")
     ap.add_argument("--image-size", type=int, default=112)
     ap.add_argument("--patch-size", type=int, default=14)
     ap.add_argument("--vision-hidden", type=int, default=128)
