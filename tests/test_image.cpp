@@ -18,6 +18,7 @@
 
 #include "io/npy.h"
 #include "paligemma/error.h"
+#include "test_util.h"
 #include "paligemma/image.h"
 
 namespace {
@@ -244,16 +245,7 @@ TEST(ImageFixtures, ExifOrientationIsNotApplied) {
 // ------------------------------------------------------------------------------------------------
 // Bad input.
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const pg::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("NOT pg::Error: ") + e.what();
-  }
-  return "no error";
-}
+using pg::test::error_of;
 
 std::string decode_error(const std::vector<uint8_t>& data, const std::string& name = "test.img",
                          size_t max_pixels = pg::kDefaultMaxImagePixels) {

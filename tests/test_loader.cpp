@@ -13,12 +13,14 @@
 #include "io/safetensors.h"
 #include "model/weights.h"
 #include "paligemma/error.h"
+#include "test_util.h"
 
 namespace pg {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using test::error_of;
 
 // The hub's google/paligemma-3b-pt-224 config.json (keys as published; the rest are defaults).
 const char* kPg1HubConfig = R"({
@@ -130,14 +132,6 @@ class SafetensorsErrors : public ::testing::Test {
     fs::create_directories(dir);
   }
   void TearDown() override { fs::remove_all(dir); }
-  std::string error_of(const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  }
   fs::path dir;
 };
 

@@ -23,6 +23,7 @@
 #include "model/paligemma.h"
 #include "model/quantize.h"
 #include "paligemma/error.h"
+#include "test_util.h"
 #include "paligemma/image.h"
 #include "tasks/prompt.h"
 
@@ -33,14 +34,7 @@ namespace fs = std::filesystem;
 
 const fs::path kFixtures = PG_FIXTURES_DIR;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // A fresh temporary directory per test, removed afterwards.
 class TempDir {

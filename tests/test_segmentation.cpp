@@ -14,6 +14,7 @@
 #include "io/npy.h"
 #include "io/npz.h"
 #include "paligemma/error.h"
+#include "test_util.h"
 #include "tasks/segmentation.h"
 
 namespace pg {
@@ -32,14 +33,7 @@ const MaskDecoder& decoder() {
   return d;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 std::vector<uint8_t> file_bytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
