@@ -122,7 +122,7 @@ TEST(CpuFeatures, PgIsaValueChoosesOrRefuses) {
 // ---------------------------------------------------------------------------------------------------
 // Matrix products.
 
-const int64_t kRowsM[] = {1, 2, 3, 17, 260};
+const int64_t kRowsM[] = {1, 2, 3, 5, 8, 16, 17, 260};
 const int64_t kRowsN[] = {1, 7, 33, 70};
 const int64_t kColsK[] = {1, 15, 33, 2051};
 
@@ -210,6 +210,34 @@ TEST_P(MatmulAtLevel, NonBf16ExactXIsNotRoundedToBf16) {
   std::vector<float> y(size_t(M * N));
   matmul(x.data(), M, w.view, nullptr, y.data());
   for (float v : y) ASSERT_EQ(v, 64.f + 64 * 0x1p-10f);
+}
+
+// Batched decode: up to kRowIndependentRows x rows (matmul.h), each row of the product must be bit
+// for bit that row's product alone, whatever the other rows hold (bf16-exact or not), so that requests
+// decoded together get the answers they get alone.
+TEST_P(MatmulAtLevel, DecodeRowsDoNotDependOnTheBatch) {
+  const DType dtype = std::get<1>(GetParam());
+  for (int64_t K : {15, 33, 2051}) {
+    const int64_t N = 37;
+    const StoredMatrix w = store_matrix(random_vector(size_t(N * K), uint32_t(K)), N, K, dtype);
+    const std::vector<float> bias = random_vector(size_t(N), 5);
+    for (int64_t M = 1; M <= kRowIndependentRows; ++M)
+      for (bool mixed : {false, true}) {  // every row bf16-exact, or every other row
+        std::vector<float> x = random_vector(size_t(M * K), uint32_t(100 + M));
+        for (int64_t m = 0; m < M; ++m)
+          if (!mixed || m % 2 == 0)
+            for (int64_t k = 0; k < K; ++k) x[size_t(m * K + k)] = round_to_dtype(x[size_t(m * K + k)], DType::BF16);
+        std::vector<float> batched(size_t(M * N));
+        matmul(x.data(), M, w.view, bias.data(), batched.data());
+        for (int64_t m = 0; m < M; ++m) {
+          std::vector<float> alone(static_cast<size_t>(N));
+          matmul(x.data() + m * K, 1, w.view, bias.data(), alone.data());
+          for (int64_t n = 0; n < N; ++n)
+            ASSERT_EQ(batched[size_t(m * N + n)], alone[size_t(n)])
+                << "M=" << M << " K=" << K << " mixed=" << mixed << " row " << m << " column " << n;
+        }
+      }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Levels, MatmulAtLevel,

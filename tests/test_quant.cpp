@@ -19,6 +19,7 @@
 #include "io/gguf.h"
 #include "io/tokenizer.h"
 #include "kernels/cpu_features.h"
+#include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "model/paligemma.h"
 #include "model/quantize.h"
@@ -201,11 +202,11 @@ class QuantMatmulAtLevel : public ::testing::TestWithParam<QuantMatmulParam> {
     // The bf16 GEMM levels round each dequantized weight to bfloat16 (relative 2^-9) for prefill; exact
     // weights leave only the order of the float32 additions.
     const Isa isa = std::get<0>(GetParam());
-    const bool weights_rounded = M > 4 && bf16_x && !power_of_two_scales && (isa == Isa::Avx512Bf16 || isa == Isa::Amx);
+    const bool weights_rounded = M > kRowIndependentRows && bf16_x && !power_of_two_scales && (isa == Isa::Avx512Bf16 || isa == Isa::Amx);
     const double relative = weights_rounded ? 0x1p-8 : 1e-5;
     // Q4_0 decode on the bf16 levels with VNNI quantizes x per 32-block to int8 (step max|x_b| / 127): each
     // x value moves by at most half a step.
-    const bool x_quantized = t == QuantType::Q4_0 && M <= 4 && (isa == Isa::Avx512Bf16 || isa == Isa::Amx) &&
+    const bool x_quantized = t == QuantType::Q4_0 && M <= kRowIndependentRows && (isa == Isa::Avx512Bf16 || isa == Isa::Amx) &&
                              __builtin_cpu_supports("avx512vnni");
     std::vector<float> row(static_cast<size_t>(K));
     for (int64_t n = 0; n < N; ++n) {
@@ -233,7 +234,8 @@ class QuantMatmulAtLevel : public ::testing::TestWithParam<QuantMatmulParam> {
 };
 
 const int64_t kShapes[][3] = {{1, 1, 32},  {1, 37, 96},   {2, 13, 160}, {3, 129, 64}, {4, 7, 2080},
-                              {5, 33, 96}, {37, 70, 160}, {64, 19, 1056}, {400, 17, 32}};
+                              {5, 33, 96}, {16, 9, 2080}, {17, 9, 96}, {37, 70, 160}, {64, 19, 1056},
+                              {400, 17, 32}};
 
 TEST_P(QuantMatmulAtLevel, MatchesReferenceOnOddShapes) {
   for (const auto& s : kShapes) compare(s[0], s[1], s[2], false, false, true);
@@ -245,6 +247,27 @@ TEST_P(QuantMatmulAtLevel, Bf16ExactActivations) {
 
 TEST_P(QuantMatmulAtLevel, Bf16ExactWeightsAreMultipliedExactly) {
   for (const auto& s : kShapes) compare(s[0], s[1], s[2], true, true, true);
+}
+
+// Batched decode (up to kRowIndependentRows rows): each row bit for bit as that row's product alone.
+TEST_P(QuantMatmulAtLevel, DecodeRowsDoNotDependOnTheBatch) {
+  const int64_t N = 37, K = 1056;
+  const QuantizedMatrix w = random_quantized(N, K, std::get<1>(GetParam()), 21, false);
+  const std::vector<float> bias = random_values(size_t(N), 4);
+  for (int64_t M = 1; M <= kRowIndependentRows; ++M)
+    for (bool bf16_x : {false, true}) {
+      std::vector<float> x = random_values(size_t(M * K), uint32_t(50 + M));
+      if (bf16_x)
+        for (float& v : x) v = round_to_dtype(v, DType::BF16);
+      std::vector<float> batched(size_t(M * N));
+      quant_matmul(x.data(), M, w.view, bias.data(), batched.data());
+      for (int64_t m = 0; m < M; ++m) {
+        std::vector<float> alone(static_cast<size_t>(N));
+        quant_matmul(x.data() + m * K, 1, w.view, bias.data(), alone.data());
+        for (int64_t n = 0; n < N; ++n)
+          ASSERT_EQ(batched[size_t(m * N + n)], alone[size_t(n)]) << "M=" << M << " bf16 x=" << bf16_x << " row " << m;
+      }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Levels, QuantMatmulAtLevel,

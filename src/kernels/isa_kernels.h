@@ -8,6 +8,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/dtype.h"
+#include "kernels/matmul.h"
 
 namespace pg {
 
@@ -44,7 +45,7 @@ void matmul(const float* x, int64_t M, const MatrixView& W, const float* bias, f
 }  // namespace scalar
 
 namespace avx2 {
-void gemm(const GemmArgs& args);  // gemv for M <= 4, else a blocked FMA GEMM
+void gemm(const GemmArgs& args);  // gemv for M <= kRowIndependentRows, else a blocked FMA GEMM
 void attention(const float* q, int64_t T, int64_t q_start, const float* k, const float* v, int64_t n_keys,
                const AttentionShape& shape, float* out);
 void round_inplace(float* x, size_t n, DType t);
@@ -57,7 +58,7 @@ void gelu_tanh_mul(float* a, const float* b, int64_t n, DType act);
 }  // namespace avx2
 
 namespace avx512 {
-void gemm(const GemmArgs& args);  // gemv for M <= 4, else a blocked FMA GEMM
+void gemm(const GemmArgs& args);  // gemv for M <= kRowIndependentRows, else a blocked FMA GEMM
 void attention(const float* q, int64_t T, int64_t q_start, const float* k, const float* v, int64_t n_keys,
                const AttentionShape& shape, float* out);
 void round_inplace(float* x, size_t n, DType t);
@@ -78,7 +79,9 @@ void gemm_bf16(const GemmArgs& args);
 // multiple of 16.
 void pack_bf16_pairs(const float* x, int64_t ldx, int64_t m0, int64_t count, int64_t width, int64_t pairs,
                      uint32_t* dst);
-void gemm(const GemmArgs& args);  // gemm_bf16 where it applies, else avx512::gemm
+// bf16 weights: for M <= kRowIndependentRows a vdpbf16ps matrix-vector product of the bf16-exact x rows
+// (the others as avx512::gemm would), above that gemm_bf16 when all x is bf16-exact; else avx512::gemm.
+void gemm(const GemmArgs& args);
 }  // namespace avx512bf16
 
 namespace amx {

@@ -14,7 +14,6 @@ namespace {
 
 constexpr int64_t kTile = 16;       // rows of every tile; C and B tiles hold 16 columns
 constexpr int64_t kTileK = 32;      // bf16 columns of an A tile (64 bytes)
-constexpr int64_t kMinRows = 16;    // fewer x rows would mostly multiply padding
 
 // LDTILECFG's 64-byte operand, palette 1: tiles 0-3 C (float32), 4-5 A (weights), 6-7 B (x pairs),
 // each 16 rows of 64 bytes.
@@ -89,7 +88,8 @@ namespace amx {
 
 void gemm(const GemmArgs& a) {
   const int64_t n_full = a.N / (2 * kTile) * (2 * kTile), k_full = a.K / kTileK * kTileK;
-  if (a.w_dtype != DType::BF16 || a.M < kMinRows || n_full == 0 || k_full == 0 ||
+  // Decode-sized products go to the avx512bf16 level's row-independent one (kRowIndependentRows).
+  if (a.w_dtype != DType::BF16 || a.M <= kRowIndependentRows || n_full == 0 || k_full == 0 ||
       !all_bf16_exact(a.x, a.M, a.K, a.ldx))
     return avx512bf16::gemm(a);
   for_row_blocks(a, [&](const GemmArgs& block) { gemm_tiles(block, n_full, k_full); });

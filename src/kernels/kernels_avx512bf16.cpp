@@ -118,6 +118,118 @@ void gemm_bf16_rows(const GemmArgs& a) {
   }
 }
 
+// Decode-sized products (M <= kRowIndependentRows) of bf16 weights and bf16-exact x rows (converted to bf16
+// once): register tiles of kDotWeightRows weight rows x kDotRows x rows, one vdpbf16ps accumulator per
+// output (32 columns per instruction), so the weights stream from memory once and each x row is read once
+// per kDotWeightRows weight rows. The tile shape only decides which sums run side by side, never the order
+// of one sum's additions, so every row comes out as it would alone.
+constexpr int kDotWeightRows = 4;
+constexpr int kDotRows = 4;  // 4 x 4 accumulators + 4 x vectors + 1 weight vector
+
+template <int RW, int RX>
+void dot_bf16_tile(const GemmArgs& a, const uint16_t* xb, int64_t ldxb, int64_t n0, int64_t m0) {
+  const uint16_t* w = static_cast<const uint16_t*>(a.w) + n0 * a.ldw;
+  // The pass that brings these weight rows in from memory prefetches the next tile's rows, each at the
+  // column it is reading (the rows of a tile are read side by side, so the prefetch must run a tile ahead).
+  const bool first_pass = m0 == 0;
+  const int64_t next_tile = RW * a.ldw;
+  __m512 acc[RW][RX];
+  for (int i = 0; i < RW; ++i)
+    for (int r = 0; r < RX; ++r) acc[i][r] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= a.K; k += 32) {
+    __m512bh xv[RX];
+    for (int r = 0; r < RX; ++r) xv[r] = (__m512bh)_mm512_loadu_si512(xb + (m0 + r) * ldxb + k);
+    for (int i = 0; i < RW; ++i) {
+      const uint16_t* row = w + i * a.ldw + k;
+      if (first_pass) _mm_prefetch(reinterpret_cast<const char*>(row + next_tile), _MM_HINT_T0);
+      const __m512bh wv = (__m512bh)_mm512_loadu_si512(row);
+      for (int r = 0; r < RX; ++r) acc[i][r] = _mm512_dpbf16_ps(acc[i][r], wv, xv[r]);
+    }
+  }
+  if (k < a.K) {  // masked: columns past K read as zero (and are never touched)
+    const __mmask32 mask = (__mmask32{1} << (a.K - k)) - 1;
+    __m512bh xv[RX];
+    for (int r = 0; r < RX; ++r) xv[r] = (__m512bh)_mm512_maskz_loadu_epi16(mask, xb + (m0 + r) * ldxb + k);
+    for (int i = 0; i < RW; ++i) {
+      const __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(mask, w + i * a.ldw + k);
+      for (int r = 0; r < RX; ++r) acc[i][r] = _mm512_dpbf16_ps(acc[i][r], wv, xv[r]);
+    }
+  }
+  for (int i = 0; i < RW; ++i)
+    for (int r = 0; r < RX; ++r) {
+      const float s = V512::sum(acc[i][r]);
+      float* out = a.y + (m0 + r) * a.ldy + n0 + i;
+      *out = a.accumulate ? *out + s : s + (a.bias ? a.bias[n0 + i] : 0.f);
+    }
+}
+
+using DotTile = void (*)(const GemmArgs&, const uint16_t*, int64_t, int64_t, int64_t);
+
+template <int RW, int RX = kDotRows>
+DotTile dot_tile_columns(int rows) {
+  if constexpr (RX == 1) {
+    return &dot_bf16_tile<RW, 1>;
+  } else {
+    return rows == RX ? &dot_bf16_tile<RW, RX> : dot_tile_columns<RW, RX - 1>(rows);
+  }
+}
+
+template <int RW = kDotWeightRows>
+DotTile dot_tile_for(int weight_rows, int rows) {
+  if constexpr (RW == 1) {
+    return dot_tile_columns<1>(rows);
+  } else {
+    return weight_rows == RW ? dot_tile_columns<RW>(rows) : dot_tile_for<RW - 1>(weight_rows, rows);
+  }
+}
+
+// Requires M <= kRowIndependentRows, bf16 weights and all_bf16_exact(x).
+void gemv_bf16(const GemmArgs& a) {
+  // Rows one cache line longer than K: rows a multiple of 4 KB apart would share L1 sets with each other
+  // and with the weight rows (K = 2048 bf16 is 4 KB).
+  const int64_t ldxb = a.K + 32;
+  uint16_t* xb = scratch<uint16_t>(kPackedX, size_t(a.M * ldxb));
+  for (int64_t m = 0; m < a.M; ++m)
+    for (int64_t k = 0; k < a.K; k += 16) {  // the high halves: exact, x holds bf16 values
+      const int count = int(min_i64(16, a.K - k));
+      const __m512i bits = _mm512_castps_si512(load_n<V512>(a.x + m * a.ldx + k, count));
+      _mm256_mask_storeu_epi16(xb + m * ldxb + k, __mmask16((1u << count) - 1),
+                               _mm512_cvtepi32_epi16(_mm512_srli_epi32(bits, 16)));
+    }
+  // Chunks of about 256 KB of weights (whole tiles), handed out dynamically (as gemv_typed).
+  const int64_t chunk_rows =
+      max_i64(1, (int64_t{1} << 18) / max_i64(1, a.K * 2) / kDotWeightRows) * kDotWeightRows;
+  const int64_t chunks = ceil_div(a.N, chunk_rows);
+  const int64_t full_m = a.M / kDotRows * kDotRows, rest_m = a.M - full_m;
+#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1 && a.N * a.K >= kParallelMinWork)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t end = min_i64(a.N, (c + 1) * chunk_rows);
+    for (int64_t n0 = c * chunk_rows; n0 < end; n0 += kDotWeightRows) {
+      const int weight_rows = int(min_i64(kDotWeightRows, end - n0));
+      const DotTile full = dot_tile_for(weight_rows, kDotRows);
+      for (int64_t m0 = 0; m0 < full_m; m0 += kDotRows) full(a, xb, ldxb, n0, m0);
+      if (rest_m > 0) dot_tile_for(weight_rows, int(rest_m))(a, xb, ldxb, n0, full_m);
+    }
+  }
+}
+
+// Each x row by the kernel its own values choose (vdpbf16ps when bf16-exact, else float32 FMA), so that a
+// row's result never depends on the other rows of the call.
+void gemv_rows(const GemmArgs& a) {
+  int64_t exact_rows = 0;
+  for (int64_t m = 0; m < a.M; ++m) exact_rows += all_bf16_exact(a.x + m * a.ldx, 1, a.K, a.ldx);
+  if (exact_rows == a.M) return gemv_bf16(a);
+  if (exact_rows == 0) return avx512::gemm(a);
+  for (int64_t m = 0; m < a.M; ++m) {
+    GemmArgs row = a;
+    row.x = a.x + m * a.ldx;
+    row.y = a.y + m * a.ldy;
+    row.M = 1;
+    gemv_rows(row);
+  }
+}
+
 }  // namespace
 
 namespace avx512bf16 {
@@ -154,7 +266,10 @@ void gemm_bf16(const GemmArgs& a) {
 }
 
 void gemm(const GemmArgs& a) {
-  if (a.w_dtype == DType::BF16 && a.M > kGemvMaxRows && all_bf16_exact(a.x, a.M, a.K, a.ldx)) return gemm_bf16(a);
+  if (a.w_dtype == DType::BF16 && !a.x_transposed && !a.y_transposed && a.M > 0 && a.N > 0 && a.K > 0) {
+    if (a.M <= kRowIndependentRows) return gemv_rows(a);
+    if (all_bf16_exact(a.x, a.M, a.K, a.ldx)) return gemm_bf16(a);
+  }
   avx512::gemm(a);
 }
 

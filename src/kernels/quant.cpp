@@ -201,9 +201,12 @@ void dequantize_row(const void* src, int64_t n, QuantType t, float* dst) {
   }
 }
 
-void quant_matmul(const float* x, int64_t M, const QuantMatrix& W, const float* bias, float* y) {
-  if (M <= 0 || W.rows <= 0) return;
-  if (M > 4) return quant_gemm_slabs(x, M, W, bias, y);
+namespace {
+
+// M <= kQuantGemvRows, the matrix-vector kernels' register budget.
+constexpr int64_t kQuantGemvRows = 4;
+
+void quant_gemv(const float* x, int64_t M, const QuantMatrix& W, const float* bias, float* y) {
 #if defined(PG_X86_KERNELS)
   switch (active_isa()) {
     case Isa::Amx:
@@ -216,6 +219,18 @@ void quant_matmul(const float* x, int64_t M, const QuantMatrix& W, const float* 
   }
 #endif
   quant_gemv_scalar(x, M, W, bias, y);
+}
+
+}  // namespace
+
+void quant_matmul(const float* x, int64_t M, const QuantMatrix& W, const float* bias, float* y) {
+  if (M <= 0 || W.rows <= 0) return;
+  if (M > kRowIndependentRows) return quant_gemm_slabs(x, M, W, bias, y);
+  // Decode, batched or not: the matrix-vector kernels, kQuantGemvRows x rows per pass over the weights, so
+  // that each row is computed as it would be alone (kRowIndependentRows). Above 4 rows the weights are read once
+  // per pass.
+  for (int64_t m0 = 0; m0 < M; m0 += kQuantGemvRows)
+    quant_gemv(x + m0 * W.cols, std::min(kQuantGemvRows, M - m0), W, bias, y + m0 * W.rows);
 }
 
 void quant_matmul_reference(const float* x, int64_t M, const QuantMatrix& W, const float* bias, float* y) {

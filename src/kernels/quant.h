@@ -42,7 +42,8 @@ void quantize_row(const float* x, int64_t n, QuantType t, void* dst);
 void dequantize_row(const void* src, int64_t n, QuantType t, float* dst);
 
 // y[M, W.rows] = x[M, W.cols] · Wᵀ (+ bias). Dispatched by instruction set (cpu_features.h), multithreaded:
-// M <= 4 (decode) streams the blocks once and multiplies d · Σ q·x in float32; larger M (prefill)
+// M <= kRowIndependentRows (matmul.h; decode) streams the blocks and multiplies d · Σ q·x in float32, each x row as it
+// would be alone (4 rows per pass over the weights); larger M (prefill)
 // dequantizes slabs of weight rows and runs the level's GEMM on them, in bfloat16 when x is bf16-exact
 // and the level multiplies bf16 (avx512bf16, amx: each weight rounded to bf16 once), else in float32.
 void quant_matmul(const float* x, int64_t M, const QuantMatrix& W, const float* bias, float* y);

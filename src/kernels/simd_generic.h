@@ -21,8 +21,8 @@ inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Matrices with at most this many rows are multiplied as matrix-vector products (decode).
-constexpr int64_t kGemvMaxRows = 4;
+// x rows per pass of a matrix-vector product over a weight row (register budget: 4 x 4 accumulators).
+constexpr int kGemvGroupRows = 4;
 // Below this many multiply-adds a product runs on the calling thread (thread start-up would dominate).
 constexpr int64_t kParallelMinWork = int64_t{1} << 16;
 
@@ -230,7 +230,8 @@ void layer_norm_impl(const float* x, int64_t rows, int64_t dim, const float* w, 
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Matrix-vector products (M <= kGemvMaxRows): W streams through once, widened to float32 in registers.
+// Matrix-vector products (M <= kRowIndependentRows): W streams through once, widened to float32 in registers;
+// each weight row is dotted with the x rows kGemvGroupRows at a time while it is in L1.
 
 template <class V, DType D>
 typename V::F load_weights(const void* row, int64_t k, int n) {
@@ -245,11 +246,12 @@ typename V::F load_weights(const void* row, int64_t k, int n) {
   }
 }
 
-// y[0 .. MM)[n] for weight row n. Four independent accumulators per x row; the weights are prefetched
+// y[m0 .. m0 + MM)[n] for weight row n. Four independent accumulators per x row, the same for any MM, so a
+// row's sum does not depend on the rows beside it; the weights are prefetched
 // kPrefetchBytes ahead because hardware prefetchers stop at page boundaries (a bf16 row of 2048 is one
 // page) and a core needs several kilobytes in flight to draw its share of the memory bandwidth.
 template <class V, DType D, int MM>
-void gemv_row(const GemmArgs& a, int64_t n) {
+void gemv_row(const GemmArgs& a, int64_t n, int64_t m0) {
   using F = typename V::F;
   constexpr int W = V::kWidth, U = 4;
   constexpr int64_t kPrefetchBytes = 4096;
@@ -264,50 +266,49 @@ void gemv_row(const GemmArgs& a, int64_t n) {
     for (int64_t b = 0; b < kStepBytes; b += 64) V::prefetch(ahead + b);
     for (int u = 0; u < U; ++u) {
       const F wv = load_weights<V, D>(row, k + u * W, W);
-      for (int m = 0; m < MM; ++m) acc[m][u] = V::fmadd(wv, V::load(a.x + m * a.ldx + k + u * W), acc[m][u]);
+      for (int m = 0; m < MM; ++m) acc[m][u] = V::fmadd(wv, V::load(a.x + (m0 + m) * a.ldx + k + u * W), acc[m][u]);
     }
   }
   for (; k < a.K; k += W) {
     const int cnt = int(min_i64(W, a.K - k));
     const F wv = load_weights<V, D>(row, k, cnt);
-    for (int m = 0; m < MM; ++m) acc[m][0] = V::fmadd(wv, load_n<V>(a.x + m * a.ldx + k, cnt), acc[m][0]);
+    for (int m = 0; m < MM; ++m) acc[m][0] = V::fmadd(wv, load_n<V>(a.x + (m0 + m) * a.ldx + k, cnt), acc[m][0]);
   }
   for (int m = 0; m < MM; ++m) {
     const float s = V::sum(V::add(V::add(acc[m][0], acc[m][1]), V::add(acc[m][2], acc[m][3])));
-    float* out = a.y + m * a.ldy + n;
+    float* out = a.y + (m0 + m) * a.ldy + n;
     *out = a.accumulate ? *out + s : s + (a.bias ? a.bias[n] : 0.f);
   }
 }
 
-template <class V, DType D, int MM>
+template <class V, DType D>
 void gemv_typed(const GemmArgs& a, bool parallel) {
   // Chunks of consecutive rows, about 256 KB of weights each, handed out dynamically (a core that is
   // busy elsewhere takes fewer).
   const int64_t chunk_rows = max_i64(1, (int64_t{1} << 18) / max_i64(1, a.K * int64_t(element_size(D))));
   const int64_t chunks = ceil_div(a.N, chunk_rows);
+  const int64_t full_groups = a.M / kGemvGroupRows * kGemvGroupRows;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel && chunks > 1 && a.N * a.K >= kParallelMinWork)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t end = min_i64(a.N, (c + 1) * chunk_rows);
-    for (int64_t n = c * chunk_rows; n < end; ++n) gemv_row<V, D, MM>(a, n);
-  }
-}
-
-template <class V, DType D>
-void gemv_dtype(const GemmArgs& a, bool parallel) {
-  switch (a.M) {
-    case 1: return gemv_typed<V, D, 1>(a, parallel);
-    case 2: return gemv_typed<V, D, 2>(a, parallel);
-    case 3: return gemv_typed<V, D, 3>(a, parallel);
-    default: return gemv_typed<V, D, 4>(a, parallel);
+    for (int64_t n = c * chunk_rows; n < end; ++n) {
+      for (int64_t m0 = 0; m0 < full_groups; m0 += kGemvGroupRows) gemv_row<V, D, kGemvGroupRows>(a, n, m0);
+      switch (a.M - full_groups) {
+        case 1: gemv_row<V, D, 1>(a, n, full_groups); break;
+        case 2: gemv_row<V, D, 2>(a, n, full_groups); break;
+        case 3: gemv_row<V, D, 3>(a, n, full_groups); break;
+        default: break;
+      }
+    }
   }
 }
 
 template <class V>
 void gemv(const GemmArgs& a, bool parallel) {
   switch (a.w_dtype) {
-    case DType::F32: return gemv_dtype<V, DType::F32>(a, parallel);
-    case DType::BF16: return gemv_dtype<V, DType::BF16>(a, parallel);
-    case DType::F16: return gemv_dtype<V, DType::F16>(a, parallel);
+    case DType::F32: return gemv_typed<V, DType::F32>(a, parallel);
+    case DType::BF16: return gemv_typed<V, DType::BF16>(a, parallel);
+    case DType::F16: return gemv_typed<V, DType::F16>(a, parallel);
   }
 }
 
@@ -512,7 +513,7 @@ template <class V>
 void gemm_impl(const GemmArgs& a, bool parallel) {
   if (a.M <= 0 || a.N <= 0) return;
   if (a.K <= 0) return gemm_empty_k(a);
-  if (a.M <= kGemvMaxRows && !a.x_transposed && !a.y_transposed) return gemv<V>(a, parallel);
+  if (a.M <= kRowIndependentRows && !a.x_transposed && !a.y_transposed) return gemv<V>(a, parallel);
   for_row_blocks(a, [&](const GemmArgs& block) { gemm_f32<V>(block, parallel); });
 }
 
@@ -606,7 +607,7 @@ void attention_impl(const float* q, int64_t T, int64_t q_start, const float* k, 
   const int64_t hd = s.head_dim, group = s.n_heads / s.n_kv_heads;
   const int64_t q_stride = s.n_heads * hd, kv_stride = s.n_kv_heads * hd;
   const int64_t q_blocks = ceil_div(T, kQueryBlock);
-  const bool decoding = T <= kGemvMaxRows;
+  const bool decoding = T <= kGemvGroupRows;
 #pragma omp parallel
   {
     float* scores = scratch<float>(kScores, size_t(min_i64(T, kQueryBlock) * n_keys));
