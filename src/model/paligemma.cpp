@@ -249,9 +249,17 @@ std::vector<float> PaliGemmaModel::forward(KVCache& cache, const float* rows, in
 std::vector<std::vector<float>> PaliGemmaModel::forward_batch(const std::vector<KVCache*>& caches,
                                                               const float* rows) const {
   const int64_t H = config_.text.hidden;
-  std::vector<SequenceRows> seqs;
-  for (KVCache* c : caches) seqs.push_back({c, 1});
-  return run_decoder(seqs, std::vector<float>(rows, rows + int64_t(caches.size()) * H));
+  std::vector<std::vector<float>> out;
+  // Passes of at most kRowIndependentRows sequences: up to that many rows the matrix products give every
+  // row what it gets alone (kernels/matmul.h), so each sequence decodes exactly as it would alone.
+  for (size_t first = 0; first < caches.size(); first += size_t(kRowIndependentRows)) {
+    const size_t count = std::min(caches.size() - first, size_t(kRowIndependentRows));
+    std::vector<SequenceRows> seqs;
+    for (size_t b = first; b < first + count; ++b) seqs.push_back({caches[b], 1});
+    const float* x = rows + int64_t(first) * H;
+    for (auto& h : run_decoder(seqs, std::vector<float>(x, x + int64_t(count) * H))) out.push_back(std::move(h));
+  }
+  return out;
 }
 
 std::vector<std::vector<float>> PaliGemmaModel::prefill_batch(const std::vector<KVCache*>& caches,
@@ -285,8 +293,13 @@ std::vector<float> PaliGemmaModel::logits_batch(const std::vector<std::vector<fl
     rows.insert(rows.end(), h.begin(), h.end());
   }
   std::vector<float> out(static_cast<size_t>(B * V));
-  if (w_.embed_tokens_quantized.data) quant_matmul(rows.data(), B, w_.embed_tokens_quantized, nullptr, out.data());
-  else matmul(rows.data(), B, w_.embed_tokens, nullptr, out.data());
+  for (int64_t first = 0; first < B; first += kRowIndependentRows) {  // as forward_batch
+    const int64_t count = std::min(B - first, kRowIndependentRows);
+    const float* x = rows.data() + first * H;
+    float* y = out.data() + first * V;
+    if (w_.embed_tokens_quantized.data) quant_matmul(x, count, w_.embed_tokens_quantized, nullptr, y);
+    else matmul(x, count, w_.embed_tokens, nullptr, y);
+  }
   round_act(out.data(), B * V);
   const float cap = config_.text.final_softcap;
   if (options_.final_softcap && cap > 0.f)
