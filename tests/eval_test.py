@@ -164,6 +164,20 @@ class Scoring(unittest.TestCase):
         wrong_size = {"text": "t", "objects": [{"box": BOX1, "mask": {"size": [4, 3], "counts": [12]}}]}
         self.assertEqual(evaluate.score_question(QUESTIONS[7], wrong_size)["iou"], 0.0)
 
+    def test_caption_breakdown(self):
+        def scene(width, *xs):  # boxes 10 px wide starting at each x
+            return {"width": width, "shapes": [{"box": [x, 0, x + 10, 10]} for x in xs]}
+        pairs = [({"correct": True}, scene(100, 0)),            # one shape: no gap
+                 ({"correct": False}, scene(100, 0, 1, 50)),    # centres 5, 6, 55: gap 1/100
+                 ({"correct": True}, scene(100, 30, 0)),        # centres 35, 5: gap 30/100, order irrelevant
+                 ({"correct": True}, scene(200, 0, 6))]         # gap 6/200 = 3 %
+        b = evaluate.caption_breakdown(pairs)
+        self.assertEqual(b["by_shapes"], {"1": {"questions": 1, "correct": 1}, "2": {"questions": 2, "correct": 2},
+                                          "3": {"questions": 1, "correct": 0}})
+        self.assertEqual(b["by_gap"], {"< 2 %": {"questions": 1, "correct": 0},
+                                       ">= 5 %": {"questions": 1, "correct": 1},
+                                       "2-5 %": {"questions": 1, "correct": 1}})
+
     def test_empty_set(self):
         s = evaluate.summarize([])
         self.assertIsNone(s["caption"]["accuracy"])

@@ -155,6 +155,36 @@ def summarize(verdicts):
     return summary
 
 
+# Buckets of a scene's closest horizontal spacing: the smallest distance between the box centres of two
+# neighbouring shapes (left-to-right order), as a share of the canvas width. The caption lists shapes in that
+# order, so a near tie asks the model to tell positions apart that are a pixel or two apart at its input.
+GAP_BUCKETS = ((0.02, "< 2 %"), (0.05, "2-5 %"), (float("inf"), ">= 5 %"))
+
+
+def closest_gap(scene):
+    """Smallest |Δ centre x| / width between neighbouring shapes; None with fewer than two shapes."""
+    centres = sorted((s["box"][0] + s["box"][2]) / 2 for s in scene["shapes"])
+    if len(centres) < 2:
+        return None
+    return min(b - a for a, b in zip(centres, centres[1:])) / scene["width"]
+
+
+def caption_breakdown(pairs):
+    """Caption accuracy by number of shapes and by closest_gap bucket, from (verdict, scene) pairs of caption
+    questions: {"by_shapes": {"1": {"questions", "correct"}, ...}, "by_gap": {"< 2 %": {...}, ...}}."""
+    out = {"by_shapes": {}, "by_gap": {}}
+    for verdict, scene in pairs:
+        keys = [("by_shapes", str(len(scene["shapes"])))]
+        gap = closest_gap(scene)
+        if gap is not None:
+            keys.append(("by_gap", next(name for limit, name in GAP_BUCKETS if gap < limit)))
+        for table, key in keys:
+            cell = out[table].setdefault(key, {"questions": 0, "correct": 0})
+            cell["questions"] += 1
+            cell["correct"] += int(verdict["correct"])
+    return out
+
+
 # ---- running the engine ----
 
 def draw_scenes(out_dir, count, seed, vae):
@@ -250,6 +280,14 @@ def percent(v):
     return "n/a" if v is None else "%.1f %%" % (100 * v)
 
 
+def print_caption_breakdown(breakdown):
+    def cells(table, order):
+        return ", ".join("%s: %d/%d" % (k, table[k]["correct"], table[k]["questions"]) for k in order if k in table)
+    print("caption by shapes      " + cells(breakdown["by_shapes"], ("1", "2", "3")))
+    print("caption by closest gap " + cells(breakdown["by_gap"], [name for _, name in GAP_BUCKETS])
+          + " (neighbouring centres, share of the width)")
+
+
 def print_table(summary, n_scenes, seconds, n_requests, errors):
     s = summary
     rows = [("caption", "exact match", percent(s["caption"]["accuracy"]), "95 %", s["caption"]["questions"]),
@@ -319,8 +357,11 @@ def main():
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     summary = summarize(verdicts)
+    summary["caption"]["breakdown"] = caption_breakdown(
+        [(v, scenes[s]) for v, (s, q) in zip(verdicts, questions.values()) if q["task"] == "caption"])
     errors = sum(1 for rid in questions if rid not in results or "error" in results[rid])
     print_table(summary, len(scenes), seconds, len(questions), errors)
+    print_caption_breakdown(summary["caption"]["breakdown"])
     if args.report:
         report = {"scenes": len(scenes), "seed": args.seed, "scene_set": args.scenes, "model": args.model,
                   "vae": args.vae, "requests": len(questions), "request_errors": errors,
