@@ -17,6 +17,7 @@
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "paligemma/error.h"
+#include "test_util.h"
 
 namespace pg {
 
@@ -227,15 +228,10 @@ TEST_P(MatmulAtLevel, DecodeRowsDoNotDependOnTheBatch) {
         for (int64_t m = 0; m < M; ++m)
           if (!mixed || m % 2 == 0)
             for (int64_t k = 0; k < K; ++k) x[size_t(m * K + k)] = round_to_dtype(x[size_t(m * K + k)], DType::BF16);
-        std::vector<float> batched(size_t(M * N));
-        matmul(x.data(), M, w.view, bias.data(), batched.data());
-        for (int64_t m = 0; m < M; ++m) {
-          std::vector<float> alone(static_cast<size_t>(N));
-          matmul(x.data() + m * K, 1, w.view, bias.data(), alone.data());
-          for (int64_t n = 0; n < N; ++n)
-            ASSERT_EQ(batched[size_t(m * N + n)], alone[size_t(n)])
-                << "M=" << M << " K=" << K << " mixed=" << mixed << " row " << m << " column " << n;
-        }
+        const std::string unlike = test::first_row_unlike_alone(x, M, K, N, [&](const float* rows, int64_t count, float* y) {
+          matmul(rows, count, w.view, bias.data(), y);
+        });
+        ASSERT_EQ(unlike, "") << "M=" << M << " K=" << K << " mixed=" << mixed;
       }
   }
 }

@@ -1,8 +1,10 @@
 // Helpers shared by the unit tests.
 #pragma once
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "paligemma/error.h"
 
@@ -19,6 +21,23 @@ inline std::string error_of(const std::function<void()>& f) {
     return std::string("NOT pg::Error: ") + e.what();
   }
   return "no error";
+}
+
+// Where row m of product(x, M) differs from product(x row m, 1): "row R column C: BATCHED vs ALONE" for the
+// first such value, "" when every row equals its product alone bit for bit. x is [M, K]; product(x, rows, y)
+// writes rows x N values.
+inline std::string first_row_unlike_alone(const std::vector<float>& x, int64_t M, int64_t K, int64_t N,
+                                          const std::function<void(const float*, int64_t, float*)>& product) {
+  std::vector<float> batched(static_cast<size_t>(M * N)), alone(static_cast<size_t>(N));
+  product(x.data(), M, batched.data());
+  for (int64_t m = 0; m < M; ++m) {
+    product(x.data() + m * K, 1, alone.data());
+    for (int64_t n = 0; n < N; ++n)
+      if (batched[static_cast<size_t>(m * N + n)] != alone[static_cast<size_t>(n)])
+        return "row " + std::to_string(m) + " column " + std::to_string(n) + ": " +
+               std::to_string(batched[static_cast<size_t>(m * N + n)]) + " vs " + std::to_string(alone[static_cast<size_t>(n)]);
+  }
+  return "";
 }
 
 }  // namespace pg::test
