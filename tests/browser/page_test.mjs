@@ -80,12 +80,18 @@ try {
   await page.waitForFunction(() => !document.getElementById("run").disabled, null, { timeout: WAIT_MS });
   await page.selectOption("#task", "detect");
   await page.fill("#arg", OBJECTS);
-  // Every text the output shows while the answer streams in (each change replaces its text node).
+  // Every text the output shows while the answer streams in. Chromium updates a lone text child in place
+  // (a characterData change), so each earlier text is the record's oldValue: reading the node when the
+  // callback runs would see only the latest text when several tokens arrive in one network chunk.
   await page.evaluate(() => {
     window.shownTexts = [];
     new MutationObserver((records) => {
-      for (const r of records) for (const n of r.addedNodes) window.shownTexts.push(n.textContent);
-    }).observe(document.getElementById("output"), { childList: true });
+      for (const r of records) {
+        if (r.type === "characterData") window.shownTexts.push(r.oldValue);
+        for (const n of r.addedNodes) window.shownTexts.push(n.textContent);
+      }
+    }).observe(document.getElementById("output"),
+               { childList: true, subtree: true, characterData: true, characterDataOldValue: true });
   });
   await page.click("#run");
   await page.waitForFunction(() => document.getElementById("canvas").dataset.boxes !== undefined &&
@@ -98,8 +104,11 @@ try {
   check("no error shown", state.error === "", state.error);
   check("final text is the CLI's", state.output === expected.text, { page: state.output, cli: expected.text });
   const streamed = [...new Set(state.shown.filter((t) => t !== ""))];
-  check("text streamed in token by token", streamed.length >= 2 && streamed.every((t) => expected.text.startsWith(t)),
-        streamed);
+  // Every text shown on the way is a beginning of the final one. How many there are depends on timing: the
+  // server sends one event per token, but the text of the tokens decoded since its last write rides on the
+  // newest one, and the tiny model can finish before the first write (per-token events: server_test.py).
+  check("streamed text only grows toward the answer",
+        streamed.length >= 1 && streamed.every((t) => expected.text.startsWith(t)), streamed);
   check("one drawn box per valid object", state.boxes === String(expectedBoxes.length),
         { drawn: state.boxes, expected: expectedBoxes.length });
 
