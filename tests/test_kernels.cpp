@@ -20,11 +20,6 @@
 #include "test_util.h"
 
 namespace pg {
-
-// Readable parameter names in test listings (gtest finds these by argument-dependent lookup).
-void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
-void PrintTo(DType t, std::ostream* os) { *os << dtype_name(t); }
-
 namespace {
 
 std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.f) {

@@ -3,10 +3,24 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
+#include "kernels/cpu_features.h"
+#include "kernels/dtype.h"
+#include "kernels/quant.h"
 #include "paligemma/error.h"
+
+namespace pg {
+
+// Readable parameter names in test listings (gtest finds these by argument-dependent lookup, so they live in
+// the types' namespace).
+inline void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
+inline void PrintTo(DType t, std::ostream* os) { *os << dtype_name(t); }
+inline void PrintTo(QuantType t, std::ostream* os) { *os << quant_type_name(t); }
+
+}  // namespace pg
 
 namespace pg::test {
 
