@@ -74,17 +74,11 @@ class AtLevel : public ::testing::TestWithParam<Param> {
   void SetUp() override {
     const Isa isa = level_of(this->GetParam());
     if (!isa_supported(isa)) GTEST_SKIP() << "this CPU lacks the " << isa_name(isa) << " kernel level";
-    saved_ = active_isa();
     set_active_isa(isa);
-    switched_ = true;
-  }
-  void TearDown() override {
-    if (switched_) set_active_isa(saved_);
   }
 
  private:
-  Isa saved_ = Isa::Scalar;
-  bool switched_ = false;
+  test::RestoreActiveIsa restore_;
 };
 
 const auto kLevels = ::testing::ValuesIn(kAllIsas);

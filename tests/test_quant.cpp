@@ -180,12 +180,7 @@ class QuantMatmulAtLevel : public ::testing::TestWithParam<QuantMatmulParam> {
   void SetUp() override {
     const Isa isa = std::get<0>(GetParam());
     if (!isa_supported(isa)) GTEST_SKIP() << "this CPU lacks the " << isa_name(isa) << " kernel level";
-    saved_ = active_isa();
     set_active_isa(isa);
-    switched_ = true;
-  }
-  void TearDown() override {
-    if (switched_) set_active_isa(saved_);
   }
 
   // quant_matmul against quant_matmul_reference: |difference| <= relative · Σ_k |x_k w_k| (+ a tiny floor).
@@ -229,8 +224,7 @@ class QuantMatmulAtLevel : public ::testing::TestWithParam<QuantMatmulParam> {
   }
 
  private:
-  Isa saved_ = Isa::Scalar;
-  bool switched_ = false;
+  test::RestoreActiveIsa restore_;
 };
 
 const int64_t kShapes[][3] = {{1, 1, 32},  {1, 37, 96},   {2, 13, 160}, {3, 129, 64}, {4, 7, 2080},
@@ -471,6 +465,7 @@ class QuantizedModelMatchesDequantized : public ::testing::TestWithParam<std::tu
 TEST_P(QuantizedModelMatchesDequantized, Logits) {
   const auto& [model_name, type] = GetParam();
   // The best level whose decode keeps x exact (the bf16 levels quantize x for Q4_0 with VNNI).
+  const test::RestoreActiveIsa restore;
   const Isa saved = active_isa();
   for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::Scalar})
     if (isa_supported(isa) && isa <= saved) {
@@ -502,7 +497,6 @@ TEST_P(QuantizedModelMatchesDequantized, Logits) {
   const Tokenizer tokenizer(quantized.checkpoint->tokenizer_path());
   const std::vector<int32_t> ids = build_prompt_ids(tokenizer, int32_t(c.image_token_id), c.vision.tokens(), "caption en");
   const Agreement a = teacher_forced_agreement(*plain.model, *quantized.model, fixture_pixels(c), ids, 6);
-  set_active_isa(saved);
   EXPECT_EQ(a.top1(), 1.0);
   EXPECT_LT(a.max_kl(), 1e-7);
 }

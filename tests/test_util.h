@@ -24,6 +24,18 @@ inline void PrintTo(QuantType t, std::ostream* os) { *os << quant_type_name(t); 
 
 namespace pg::test {
 
+// Puts back the kernels' instruction-set level that was active when it was made (tests that switch levels).
+class RestoreActiveIsa {
+ public:
+  RestoreActiveIsa() : saved_(active_isa()) {}
+  ~RestoreActiveIsa() { set_active_isa(saved_); }
+  RestoreActiveIsa(const RestoreActiveIsa&) = delete;
+  RestoreActiveIsa& operator=(const RestoreActiveIsa&) = delete;
+
+ private:
+  Isa saved_;
+};
+
 // The message of the pg::Error that f throws; "no error" when it throws nothing, and a message marked
 // "NOT pg::Error" when it throws something else (user-facing failures must be pg::Error).
 inline std::string error_of(const std::function<void()>& f) {
