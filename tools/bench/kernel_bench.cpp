@@ -1,8 +1,10 @@
 // pg_kernel_bench: speed of the dispatched kernels on PaliGemma's real shapes, per instruction-set
 // level, as medians of several runs. Not a test; run it on a quiet machine.
-//   pg_kernel_bench [--runs N] [--levels scalar,avx2,...] [--only TEXT] [--cpu-time]
+//   pg_kernel_bench [--runs N] [--levels scalar,avx2,...] [--only TEXT] [--cpu-time] [--weight-offset BYTES]
 // --only: the cases whose name contains TEXT. --cpu-time: time by the process's CPU time instead of the
 // wall clock, which keeps single-thread (OMP_NUM_THREADS=1) figures comparable on a busy machine.
+// --weight-offset: start every weight matrix BYTES (a multiple of 4) past a 64-byte boundary, as the tensors of a
+// memory-mapped safetensors file usually do (the header's length decides their alignment).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -66,22 +68,26 @@ struct Weights {
   pg::MatrixView view;
 };
 
-Weights make_weights(int64_t rows, int64_t cols, DType t) {
+// The vectors' storage starts on a 64-byte boundary (glibc's large allocations); the matrix starts offset_bytes
+// past it.
+Weights make_weights(int64_t rows, int64_t cols, DType t, size_t offset_bytes) {
   Weights w;
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> d(-1000, 1000);
   const size_t n = size_t(rows * cols);
   if (t == DType::F32) {
-    w.full.resize(n);
+    const size_t skip = offset_bytes / sizeof(float);
+    w.full.resize(n + skip);
     for (float& x : w.full) x = float(d(rng)) * 1e-3f;
-    w.view = {w.full.data(), t, rows, cols};
+    w.view = {w.full.data() + skip, t, rows, cols};
   } else {
-    w.half.resize(n);
+    const size_t skip = offset_bytes / sizeof(uint16_t);
+    w.half.resize(n + skip);
     for (uint16_t& x : w.half) {
       const float f = float(d(rng)) * 1e-3f;
       x = t == DType::BF16 ? pg::f32_to_bf16(f) : pg::f32_to_f16(f);
     }
-    w.view = {w.half.data(), t, rows, cols};
+    w.view = {w.half.data() + skip, t, rows, cols};
   }
   return w;
 }
@@ -98,6 +104,7 @@ struct MatmulCase {
 int run(int argc, char** argv) {
   int runs = 7;
   std::string only;
+  size_t weight_offset = 0;
   std::vector<pg::Isa> levels;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -105,6 +112,8 @@ int run(int argc, char** argv) {
       runs = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--cpu-time") {
       use_cpu_time = true;
+    } else if (a == "--weight-offset" && i + 1 < argc) {
+      weight_offset = size_t(std::max(0, std::atoi(argv[++i]))) / 4 * 4;
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
     } else if (a == "--levels" && i + 1 < argc) {
@@ -118,7 +127,7 @@ int run(int argc, char** argv) {
         start = comma + 1;
       }
     } else {
-      std::fprintf(stderr, "usage: pg_kernel_bench [--runs N] [--levels scalar,avx2,avx512,avx512bf16,amx] [--only TEXT] [--cpu-time]\n");
+      std::fprintf(stderr, "usage: pg_kernel_bench [--runs N] [--levels scalar,avx2,avx512,avx512bf16,amx] [--only TEXT] [--cpu-time] [--weight-offset BYTES]\n");
       return 2;
     }
   }
@@ -130,7 +139,11 @@ int run(int argc, char** argv) {
   std::printf("threads %d, runs %d (median of %s)\n", omp_get_max_threads(), runs,
               use_cpu_time ? "process CPU time" : "wall-clock time");
   const MatmulCase cases[] = {
+      // Decode: every product of a Gemma 2B layer (one KV head of 256) and the tied output projection.
+      {"decode q/o", 1, 2048, 2048, DType::BF16, true},
+      {"decode k/v", 1, 256, 2048, DType::BF16, true},
       {"decode mlp (gate/up)", 1, 16384, 2048, DType::BF16, true},
+      {"decode mlp down", 1, 2048, 16384, DType::BF16, true},
       {"decode logits", 1, 257216, 2048, DType::BF16, true},
       // Batched decoding (the server's forward_batch): one row per concurrent request.
       {"batch2 mlp (gate/up)", 2, 16384, 2048, DType::BF16, true},
@@ -143,7 +156,10 @@ int run(int argc, char** argv) {
       {"prefill down", 260, 2048, 16384, DType::BF16, true},
       {"vision fc1", 256, 4304, 1152, DType::BF16, true},
       {"prefill gate/up, f32 x", 260, 16384, 2048, DType::BF16, false},
+      {"decode q/o f32", 1, 2048, 2048, DType::F32, false},
+      {"decode k/v f32", 1, 256, 2048, DType::F32, false},
       {"decode mlp f32", 1, 16384, 2048, DType::F32, false},
+      {"decode mlp down f32", 1, 2048, 16384, DType::F32, false},
       {"prefill gate/up f32", 260, 16384, 2048, DType::F32, false},
       {"prefill down f32", 260, 2048, 16384, DType::F32, false},
       {"vision fc1 f32", 256, 4304, 1152, DType::F32, false},
@@ -157,7 +173,7 @@ int run(int argc, char** argv) {
     const double matrix_bytes = double(c.N) * double(c.K) * double(pg::dtype_size(c.w));
     const int copies = int(std::max(1.0, std::ceil(kColdBytes / matrix_bytes)));
     std::vector<Weights> w;
-    for (int i = 0; i < copies; ++i) w.push_back(make_weights(c.N, c.K, c.w));
+    for (int i = 0; i < copies; ++i) w.push_back(make_weights(c.N, c.K, c.w, weight_offset));
     const std::vector<float> x = random_floats(size_t(c.M * c.K), 7, c.x_bf16_exact);
     std::vector<float> y(size_t(c.M * c.N));
     for (pg::Isa isa : levels) {
