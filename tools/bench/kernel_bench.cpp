@@ -3,8 +3,9 @@
 //   pg_kernel_bench [--runs N] [--levels scalar,avx2,...] [--only TEXT] [--cpu-time] [--weight-offset BYTES]
 // --only: the cases whose name contains TEXT. --cpu-time: time by the process's CPU time instead of the
 // wall clock, which keeps single-thread (OMP_NUM_THREADS=1) figures comparable on a busy machine.
-// --weight-offset: start every weight matrix BYTES (a multiple of 4) past a 64-byte boundary, as the tensors of a
-// memory-mapped safetensors file usually do (the header's length decides their alignment).
+// --weight-offset: start every weight matrix BYTES (a multiple of 4) further into its allocation, as the tensors of a
+// memory-mapped safetensors file sit off 64-byte boundaries (the header's length decides their alignment). The
+// allocation itself starts 16 bytes past a 64-byte boundary (glibc's large blocks), so 0 is not aligned either.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -68,8 +69,7 @@ struct Weights {
   pg::MatrixView view;
 };
 
-// The vectors' storage starts on a 64-byte boundary (glibc's large allocations); the matrix starts offset_bytes
-// past it.
+// The matrix starts offset_bytes past the start of its vector's storage.
 Weights make_weights(int64_t rows, int64_t cols, DType t, size_t offset_bytes) {
   Weights w;
   std::mt19937 rng(5);
