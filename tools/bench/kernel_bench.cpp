@@ -3,12 +3,13 @@
 //   pg_kernel_bench [--runs N] [--levels scalar,avx2,...] [--only TEXT] [--cpu-time] [--weight-offset BYTES]
 // --only: the cases whose name contains TEXT. --cpu-time: time by the process's CPU time instead of the
 // wall clock, which keeps single-thread (OMP_NUM_THREADS=1) figures comparable on a busy machine.
-// --weight-offset: start every weight matrix BYTES (a multiple of 4) further into its allocation, as the tensors of a
-// memory-mapped safetensors file sit off 64-byte boundaries (the header's length decides their alignment). The
-// allocation itself starts 16 bytes past a 64-byte boundary (glibc's large blocks), so 0 is not aligned either.
+// --weight-offset: start every weight matrix BYTES (a multiple of 4) past a 64-byte boundary (default 0: aligned), as
+// the tensors of a memory-mapped safetensors file sit off 64-byte boundaries (the header's length decides their
+// alignment).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -69,20 +70,26 @@ struct Weights {
   pg::MatrixView view;
 };
 
-// The matrix starts offset_bytes past the start of its vector's storage.
+// Elements of size `element` to skip from `storage` so that the matrix starts offset_bytes past a 64-byte boundary
+// (glibc starts large blocks 16 bytes past one; vectors are over-allocated by 64 bytes for this).
+size_t skip_to_offset(const void* storage, size_t element, size_t offset_bytes) {
+  const size_t to_boundary = (64 - reinterpret_cast<uintptr_t>(storage) % 64) % 64;
+  return (to_boundary + offset_bytes) / element;
+}
+
 Weights make_weights(int64_t rows, int64_t cols, DType t, size_t offset_bytes) {
   Weights w;
   std::mt19937 rng(5);
   std::uniform_int_distribution<int> d(-1000, 1000);
   const size_t n = size_t(rows * cols);
   if (t == DType::F32) {
-    const size_t skip = offset_bytes / sizeof(float);
-    w.full.resize(n + skip);
+    w.full.resize(n + (64 + offset_bytes) / sizeof(float));
+    const size_t skip = skip_to_offset(w.full.data(), sizeof(float), offset_bytes);
     for (float& x : w.full) x = float(d(rng)) * 1e-3f;
     w.view = {w.full.data() + skip, t, rows, cols};
   } else {
-    const size_t skip = offset_bytes / sizeof(uint16_t);
-    w.half.resize(n + skip);
+    w.half.resize(n + (64 + offset_bytes) / sizeof(uint16_t));
+    const size_t skip = skip_to_offset(w.half.data(), sizeof(uint16_t), offset_bytes);
     for (uint16_t& x : w.half) {
       const float f = float(d(rng)) * 1e-3f;
       x = t == DType::BF16 ? pg::f32_to_bf16(f) : pg::f32_to_f16(f);
