@@ -288,12 +288,12 @@ TEST(ImageErrors, DirectoryIsNotAnImage) {
 }
 
 TEST(ImageErrors, EmptyFile) {
-  const fs::path path = fs::temp_directory_path() / "pg_test_image_empty.png";
+  const pg::test::TempDir tmp;
+  const fs::path path = tmp / "empty.png";
   { std::ofstream(path, std::ios::binary); }
   const std::string msg = error_of([&] { pg::decode_image_file(path.string()); });
   EXPECT_NE(msg.find("empty"), std::string::npos) << msg;
   EXPECT_NE(msg.find(path.string()), std::string::npos) << msg;
-  fs::remove(path);
   EXPECT_NE(decode_error({}).find("empty"), std::string::npos);
 }
 

@@ -1,8 +1,6 @@
 // Checkpoint loading: config defaults, safetensors parsing and its error paths, tensor binding.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -126,13 +124,8 @@ void write_safetensors(const fs::path& path, const std::vector<std::tuple<std::s
 
 class SafetensorsErrors : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir = fs::temp_directory_path() / ("pg_st_" + std::to_string(::getpid()) + "_" +
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir);
-  }
-  void TearDown() override { fs::remove_all(dir); }
-  fs::path dir;
+  test::TempDir tmp;
+  const fs::path& dir = tmp.path();
 };
 
 TEST_F(SafetensorsErrors, ReadsValidFile) {

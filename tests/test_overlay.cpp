@@ -2,7 +2,6 @@
 // colour, mask interiors are tinted by the documented alpha, labels are inked, other pixels are untouched;
 // PNG output decodes back to the same pixels.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -13,6 +12,7 @@
 #include "render/font.h"
 #include "render/overlay.h"
 #include "render/png_writer.h"
+#include "test_util.h"
 
 namespace pg {
 namespace {
@@ -151,20 +151,19 @@ TEST(Font, RendersAsciiNonAsciiAndInvalidUtf8) {
 TEST(Png, WrittenFilesDecodeToTheSamePixels) {
   ImageRGB8 image = grey_image(7, 5, 0);
   for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = uint8_t(i * 37);
-  const fs::path rgb = fs::temp_directory_path() / ("pg_test_" + std::to_string(::getpid()) + "_rgb.png");
+  const test::TempDir tmp;
+  const fs::path rgb = tmp / "rgb.png";
   write_png_rgb(rgb.string(), image);
   const ImageRGB8 back = decode_image_file(rgb.string());
   EXPECT_EQ(back.width, 7);
   EXPECT_EQ(back.height, 5);
   EXPECT_EQ(back.pixels, image.pixels);
-  fs::remove(rgb);
 
   const std::vector<uint8_t> grey = {0, 255, 7, 9, 10, 11};
-  const fs::path g = fs::temp_directory_path() / ("pg_test_" + std::to_string(::getpid()) + "_grey.png");
+  const fs::path g = tmp / "grey.png";
   write_png_gray(g.string(), grey.data(), 3, 2);
   const ImageRGB8 grey_back = decode_image_file(g.string());
   for (size_t i = 0; i < grey.size(); ++i) EXPECT_EQ(grey_back.pixels[i * 3 + 1], grey[i]);
-  fs::remove(g);
   EXPECT_THROW(write_png_rgb("/nonexistent-dir/x.png", image), Error);
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "io/mapped_file.h"
+#include "test_util.h"
 
 namespace {
 
@@ -37,8 +38,8 @@ int64_t resident_bytes(const void* start) {
 }
 
 TEST(Prefault, PutsEveryPageOfTheFilesInThePageTables) {
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("pg_prefault_" + std::to_string(getpid()))).string();
+  const pg::test::TempDir tmp;
+  const std::string path = (tmp / "weights.bin").string();
   const size_t size = (size_t(5) << 20) + 123;  // not a whole number of pages
   {
     std::ofstream out(path, std::ios::binary);
@@ -52,7 +53,6 @@ TEST(Prefault, PutsEveryPageOfTheFilesInThePageTables) {
     EXPECT_EQ(resident_bytes(file.data()), int64_t((size + page - 1) / page * page));
     for (size_t i : {size_t(0), size_t(4096), size / 2, size - 1}) EXPECT_EQ(file.data()[i], uint8_t(i * 7 + 3));
   }
-  std::filesystem::remove(path);
 }
 
 }  // namespace

@@ -3,8 +3,6 @@
 // paths, quantized fixture models against the same models on dequantized weights, and agreement bounds.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -36,20 +34,7 @@ namespace fs = std::filesystem;
 const fs::path kFixtures = PG_FIXTURES_DIR;
 
 using test::error_of;
-
-// A fresh temporary directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "pg_quant_XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.f) {
   std::mt19937 rng(seed);

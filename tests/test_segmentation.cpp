@@ -2,7 +2,6 @@
 // tests/fixtures/vae (written by tools/reference/make_vae_fixtures.py: a torch.nn implementation of the
 // decoder with random weights, Pillow's resize, a plain-Python pycocotools RLE) and hand-worked cases.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -40,8 +39,8 @@ std::vector<uint8_t> file_bytes(const fs::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-fs::path write_temp(const std::string& name, const std::vector<uint8_t>& bytes) {
-  const fs::path p = fs::temp_directory_path() / ("pg_test_" + std::to_string(::getpid()) + "_" + name);
+fs::path write_temp(const test::TempDir& tmp, const std::string& name, const std::vector<uint8_t>& bytes) {
+  const fs::path p = tmp / name;
   std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
   return p;
 }
@@ -73,24 +72,23 @@ TEST(Npz, ReadsDeflatedZip64Members) {
 }
 
 TEST(Npz, CorruptFilesFailWithTheFileName) {
+  const test::TempDir tmp;
   const std::vector<uint8_t> good = file_bytes(kDir / "vae_small.npz");
-  const fs::path cut = write_temp("cut.npz", std::vector<uint8_t>(good.begin(), good.begin() + long(good.size() / 2)));
+  const fs::path cut =
+      write_temp(tmp, "cut.npz", std::vector<uint8_t>(good.begin(), good.begin() + long(good.size() / 2)));
   EXPECT_NE(error_of([&] { NpzFile{cut.string()}; }).find(cut.string()), std::string::npos);
-  fs::remove(cut);
 
-  const fs::path text = write_temp("text.npz", std::vector<uint8_t>(100, 'x'));
+  const fs::path text = write_temp(tmp, "text.npz", std::vector<uint8_t>(100, 'x'));
   EXPECT_NE(error_of([&] { NpzFile{text.string()}; }).find("not an .npz"), std::string::npos);
-  fs::remove(text);
 
   std::vector<uint8_t> flipped = good;
   flipped[200] ^= 0x55;  // inside the first member's deflated data
-  const fs::path bad = write_temp("flipped.npz", flipped);
+  const fs::path bad = write_temp(tmp, "flipped.npz", flipped);
   const NpzFile npz(bad.string());
   const std::string e = error_of([&] {
     for (const auto& k : npz.keys()) npz.read_f32(k);
   });
   EXPECT_TRUE(e.find("CRC") != std::string::npos || e.find("decompress") != std::string::npos) << e;
-  fs::remove(bad);
 
   EXPECT_NE(error_of([] { MaskDecoder{(kDir / "stored.npz").string()}; }).find("_vq_vae._embedding"),
             std::string::npos);

@@ -9,6 +9,7 @@
 #include "io/tokenizer.h"
 #include "paligemma/error.h"
 #include "tasks/prompt.h"
+#include "test_util.h"
 
 namespace pg {
 namespace {
@@ -69,10 +70,10 @@ TEST(Tokenizer, DecodeSkipsSpecialAndOutOfVocabularyIds) {
 
 TEST(Tokenizer, MissingOrCorruptModelIsAnError) {
   EXPECT_THROW(Tokenizer("/nonexistent/tokenizer.model"), Error);
-  const fs::path bad = fs::temp_directory_path() / "pg_bad_tokenizer.model";
+  const test::TempDir tmp;
+  const fs::path bad = tmp / "tokenizer.model";
   std::ofstream(bad) << "not a sentencepiece model";
   EXPECT_THROW(Tokenizer(bad.string()), Error);
-  fs::remove(bad);
 }
 
 TEST(Prompt, Layout) {

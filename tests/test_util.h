@@ -1,10 +1,16 @@
 // Helpers shared by the unit tests.
 #pragma once
+#include <cerrno>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <ostream>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "kernels/cpu_features.h"
@@ -34,6 +40,33 @@ class RestoreActiveIsa {
 
  private:
   Isa saved_;
+};
+
+// A fresh, uniquely named directory under the system's temporary directory, removed with everything in it
+// when the object goes out of scope. The one place tests make temporary files: cleanup happens even when an
+// ASSERT returns from the test early, and parallel runs never share a name.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "pg_test_XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) {
+      const int error = errno;  // before building the message, which may change errno
+      throw std::runtime_error("cannot create a temporary directory " + pattern + ": " + std::strerror(error));
+    }
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
 };
 
 // The message of the pg::Error that f throws; "no error" when it throws nothing, and a message marked

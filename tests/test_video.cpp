@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -12,6 +11,7 @@
 
 #include "io/video.h"
 #include "paligemma/error.h"
+#include "test_util.h"
 
 namespace pg {
 namespace {
@@ -91,11 +91,6 @@ void expect_error(const std::string& path, const std::string& words, int count =
 
 class VideoErrors : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir = fs::temp_directory_path() / ("pg_video_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-  }
-  void TearDown() override { fs::remove_all(dir); }
   std::string write(const std::string& name, const std::string& bytes) {
     const fs::path p = dir / name;
     std::ofstream(p, std::ios::binary) << bytes;
@@ -105,7 +100,8 @@ class VideoErrors : public ::testing::Test {
     std::ifstream in(p, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
-  fs::path dir;
+  test::TempDir tmp;
+  const fs::path& dir = tmp.path();
 };
 
 TEST_F(VideoErrors, MissingEmptyGarbageTruncated) {
