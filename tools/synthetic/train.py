@@ -279,12 +279,24 @@ def aux_loss(head, features, targets, box_weight_scale):
 TASK_WEIGHTS = {"caption": 1.0, "count": 0.6, "color": 0.8, "shape": 0.8, "detect": 2.5, "segment": 2.0}
 
 
+def task_weight(text):
+    """--task-weight TASK=W"""
+    task, _, weight = text.partition("=")
+    if task not in TASK_WEIGHTS:
+        raise argparse.ArgumentTypeError(f"unknown task {task!r} (one of {', '.join(TASK_WEIGHTS)})")
+    try:
+        return task, float(weight)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the weight is not a number") from None
+
+
 class Batches:
     """Training batches: `images` fresh scenes per batch, `per_image` of each scene's questions drawn by task weight
     (detection and segmentation oversampled); scene i of the run is scenes.scene_rng(seed, i)."""
 
     def __init__(self, sp, encoder, args, seed):
         self.sp, self.encoder, self.args, self.seed = sp, encoder, args, seed
+        self.task_weights = dict(TASK_WEIGHTS, **args.task_weight)
         self.next_scene = 0
         self.n_image_tokens = (args.image_size // args.patch_size) ** 2
         self.bos, self.eos = sp.piece_to_id("<bos>"), sp.piece_to_id("<eos>")
@@ -294,14 +306,14 @@ class Batches:
 
     def next(self):
         args = self.args
-        images, sequences, targets = [], [], []
+        images, sequences, targets, tasks = [], [], [], []
         grid = args.image_size // args.patch_size
         for _ in range(args.images_per_batch):
             rng = scenes.scene_rng(self.seed, self.next_scene)
             self.next_scene += 1
             scene = scenes.draw_scene(rng)
             qs = scenes.questions(scene, rng, self.encoder)
-            weights = np.array([TASK_WEIGHTS[q["task"]] for q in qs])
+            weights = np.array([self.task_weights[q["task"]] for q in qs])
             pick = rng.choice(len(qs), size=min(args.questions_per_image, len(qs)), replace=False,
                               p=weights / weights.sum())
             images.append(pixels(scene["image"], args.image_size))
@@ -310,6 +322,7 @@ class Batches:
                 prefix = self.prefix_ids(qs[int(i)]["prompt"])
                 suffix = self.sp.encode(qs[int(i)]["answer"]) + [self.eos]
                 sequences.append((len(images) - 1, prefix, suffix))
+                tasks.append(qs[int(i)]["task"])
         length = max(len(p) + len(s) for _, p, s in sequences)
         n = len(sequences)
         ids = torch.zeros(n, length, dtype=torch.long)
@@ -325,7 +338,7 @@ class Batches:
             # labels[t] is the token predicted at position t (the next one)
             labels[row, len(prefix) - 1:len(seq) - 1] = torch.tensor(suffix)
         aux = tuple(torch.stack(parts) for parts in zip(*targets))
-        return torch.stack(images), image_index, ids, types, attention, labels, aux
+        return torch.stack(images), image_index, ids, types, attention, labels, aux, tasks
 
 
 @torch.no_grad()
@@ -356,10 +369,11 @@ def embed(model, pixel_values, image_index, ids, image_features=None):
     return embeds.masked_scatter(slots, features.to(embeds.dtype))
 
 
-def loss_fn(model, hidden, labels, loc0, sigma):
+def loss_fn(model, hidden, labels, loc0, sigma, caption_rows):
     """Cross-entropy on the suffix (logits of the tied head with Gemma 2's final soft-cap, computed only where there
     is a label); a loc target is a Gaussian over the loc bins (sigma in bins) instead of one bin, so near misses
-    cost less than far ones."""
+    cost less than far ones. Also returns progress figures: non-loc token accuracy, mean loc error in bins, and the
+    share of caption rows (a bool per row) whose every token is the arg-max (teacher-forced)."""
     keep = labels != -100
     logits = F.linear(hidden[keep], model.get_input_embeddings().weight)
     cap = model.config.text_config.final_logit_softcapping
@@ -374,8 +388,11 @@ def loss_fn(model, hidden, labels, loc0, sigma):
     soft_loss = -(soft * logp[is_loc][:, loc0:loc0 + 1024]).sum(1)
     with torch.no_grad():  # progress figures the loss hides (a loc target's soft cross-entropy floor is ~3.2)
         best = logp.argmax(-1)
+        wrong_per_row = torch.zeros(len(labels)).index_add_(0, keep.nonzero()[:, 0], (best != target).float())
+        captions_right = (wrong_per_row[caption_rows] == 0).float()
         progress = ((best[~is_loc] == target[~is_loc]).float().mean().item(),
-                    (best[is_loc] - target[is_loc]).abs().float().mean().item())
+                    (best[is_loc] - target[is_loc]).abs().float().mean().item(),
+                    captions_right.mean().item() if len(captions_right) else float("nan"))
     return torch.cat([hard, soft_loss]).mean(), progress
 
 
@@ -445,25 +462,26 @@ def train_model(args, sp, encoder, seed):
         lr = args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_scale"]
-        pixel_values, image_index, ids, types, attention, labels, aux_targets = batches.next()
+        pixel_values, image_index, ids, types, attention, labels, aux_targets, tasks = batches.next()
         # bfloat16 autocast (float32 master weights): ~10x faster than float32 on this CPU (oneDNN's AVX512-BF16
         # matmuls); the tied output head and the loss stay in float32 so neighbouring loc bins stay distinct.
         with torch.autocast("cpu", dtype=torch.bfloat16):
             features = model.model.get_image_features(pixel_values).pooler_output
             hidden = model.model(inputs_embeds=embed(model, None, image_index, ids, features),
                                  attention_mask=attention, token_type_ids=types).last_hidden_state
-        lm_loss, (token_accuracy, loc_error) = loss_fn(model, hidden.float(), labels, loc0, args.loc_sigma)
+        lm_loss, (token_accuracy, loc_error, captions_right) = loss_fn(
+            model, hidden.float(), labels, loc0, args.loc_sigma, torch.tensor([t == "caption" for t in tasks]))
         patch_loss = aux_loss(head, features, aux_targets, args.aux_box_weight)
         loss = lm_loss + args.aux_weight * patch_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
         opt.step()
-        window.append((lm_loss.item(), patch_loss.item(), token_accuracy, loc_error))
+        window.append((lm_loss.item(), patch_loss.item(), token_accuracy, loc_error, captions_right))
         if (step + 1) % args.log_every == 0 or step == 0:
-            lm, patch, accuracy, error = np.mean(window, 0)
+            lm, patch, accuracy, error, caption = np.nanmean(window, 0)
             log(f"step {step + 1}/{args.steps} loss {lm:.4f} patch loss {patch:.4f} non-loc token accuracy "
-                f"{accuracy:.3f} loc error {error:.1f} bins lr {lr:.2e}")
+                f"{accuracy:.3f} loc error {error:.1f} bins captions right {caption:.3f} lr {lr:.2e}")
             window = []
     model.eval()
     return model
@@ -639,6 +657,8 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--images-per-batch", type=int, default=16)
     ap.add_argument("--questions-per-image", type=int, default=2)
+    ap.add_argument("--task-weight", type=task_weight, action="append", default=[], metavar="TASK=W",
+                    help="draw weight of a task's questions (repeatable), replacing TASK_WEIGHTS' value")
     ap.add_argument("--aux-weight", type=float, default=1.0,
                     help="weight of the training-only per-patch content/box loss on the image features (0: off)")
     ap.add_argument("--vision-steps", type=int, default=2000, help="steps of the tower alone on the per-patch loss")
@@ -674,6 +694,7 @@ def main():
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--bench", action="store_true", help="time 5 training steps and stop (no files)")
     args = ap.parse_args()
+    args.task_weight = dict(args.task_weight)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
