@@ -39,12 +39,6 @@ std::vector<uint8_t> file_bytes(const fs::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-fs::path write_temp(const test::TempDir& tmp, const std::string& name, const std::vector<uint8_t>& bytes) {
-  const fs::path p = tmp / name;
-  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-  return p;
-}
-
 TEST(Npz, ReadsStoredArchiveAndReportsUnsupportedArrays) {
   const NpzFile npz((kDir / "stored.npz").string());
   EXPECT_EQ(npz.keys(), (std::vector<std::string>{"matrix", "scalar", "doubles", "fortran"}));
@@ -75,15 +69,15 @@ TEST(Npz, CorruptFilesFailWithTheFileName) {
   const test::TempDir tmp;
   const std::vector<uint8_t> good = file_bytes(kDir / "vae_small.npz");
   const fs::path cut =
-      write_temp(tmp, "cut.npz", std::vector<uint8_t>(good.begin(), good.begin() + long(good.size() / 2)));
+      tmp.write("cut.npz", std::vector<uint8_t>(good.begin(), good.begin() + long(good.size() / 2)));
   EXPECT_NE(error_of([&] { NpzFile{cut.string()}; }).find(cut.string()), std::string::npos);
 
-  const fs::path text = write_temp(tmp, "text.npz", std::vector<uint8_t>(100, 'x'));
+  const fs::path text = tmp.write("text.npz", std::vector<uint8_t>(100, 'x'));
   EXPECT_NE(error_of([&] { NpzFile{text.string()}; }).find("not an .npz"), std::string::npos);
 
   std::vector<uint8_t> flipped = good;
   flipped[200] ^= 0x55;  // inside the first member's deflated data
-  const fs::path bad = write_temp(tmp, "flipped.npz", flipped);
+  const fs::path bad = tmp.write("flipped.npz", flipped);
   const NpzFile npz(bad.string());
   const std::string e = error_of([&] {
     for (const auto& k : npz.keys()) npz.read_f32(k);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <ostream>
 #include <stdexcept>
@@ -64,6 +65,16 @@ class TempDir {
 
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+  // Writes bytes (any contiguous byte container) to a file of this directory and returns its path.
+  template <typename Bytes>
+  std::filesystem::path write(const std::string& name, const Bytes& bytes) const {
+    const std::filesystem::path p = path_ / name;
+    std::ofstream out(p, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!out) throw std::runtime_error("cannot write " + p.string());
+    return p;
+  }
 
  private:
   std::filesystem::path path_;

@@ -91,11 +91,7 @@ void expect_error(const std::string& path, const std::string& words, int count =
 
 class VideoErrors : public ::testing::Test {
  protected:
-  std::string write(const std::string& name, const std::string& bytes) {
-    const fs::path p = dir / name;
-    std::ofstream(p, std::ios::binary) << bytes;
-    return p.string();
-  }
+  std::string write(const std::string& name, const std::string& bytes) { return tmp.write(name, bytes).string(); }
   static std::string read(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
