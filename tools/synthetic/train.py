@@ -16,7 +16,9 @@ import argparse
 import io
 import json
 import math
+import multiprocessing
 import os
+import queue
 import shutil
 import sys
 import time
@@ -290,6 +292,40 @@ def task_weight(text):
         raise argparse.ArgumentTypeError(f"{text!r}: the weight is not a number") from None
 
 
+class Prefetched:
+    """Calls draw() over and over in a second process, `depth` results ahead, while this process trains on the
+    current one: drawing scenes, masks and pixels is numpy/Pillow work that one training thread would otherwise
+    wait for, and the machine has a second core. The results and their order are the same as calling draw() in
+    line (the worker is a fork of this process and is the only one that calls it). Use it as a context manager."""
+
+    def __init__(self, draw, depth=4):
+        context = multiprocessing.get_context("fork")
+        self.results = context.Queue(depth)
+        self.worker = context.Process(target=self._produce, args=(draw, self.results), daemon=True)
+
+    @staticmethod
+    def _produce(draw, results):
+        torch.set_num_threads(1)
+        while True:
+            results.put(draw())
+
+    def __enter__(self):
+        self.worker.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.worker.terminate()
+        self.worker.join()
+
+    def next(self):
+        while True:
+            try:
+                return self.results.get(timeout=5)
+            except queue.Empty:
+                if not self.worker.is_alive():
+                    raise RuntimeError(f"the batch-drawing process ended (exit code {self.worker.exitcode})")
+
+
 class Batches:
     """Training batches: `images` fresh scenes per batch, `per_image` of each scene's questions drawn by task weight
     (detection and segmentation oversampled); scene i of the run is scenes.scene_rng(seed, i)."""
@@ -396,6 +432,24 @@ def loss_fn(model, hidden, labels, loc0, sigma, caption_rows):
     return torch.cat([hard, soft_loss]).mean(), progress
 
 
+class VisionBatches:
+    """The vision pre-training's batches: `vision_images` fresh scenes' pixels and per-patch targets; scene numbers
+    far above the decoder stage's, so the two stages see different scenes."""
+
+    def __init__(self, args, seed):
+        self.args, self.seed, self.next_scene = args, seed, 0
+
+    def next(self):
+        grid = self.args.image_size // self.args.patch_size
+        images, targets = [], []
+        for _ in range(self.args.vision_images):
+            scene = scenes.draw_scene(scenes.scene_rng(self.seed, 10_000_000 + self.next_scene))
+            self.next_scene += 1
+            images.append(pixels(scene["image"], self.args.image_size))
+            targets.append(patch_targets(scene, grid))
+        return torch.stack(images), tuple(torch.stack(parts) for parts in zip(*targets))
+
+
 def pretrain_vision(model, head, args, seed):
     """The vision tower and projector alone on the per-patch loss, with many images per step (the tower is cheap
     next to the decoder): from scratch, the decoder's loss alone teaches the tower little in the time we have."""
@@ -404,31 +458,24 @@ def pretrain_vision(model, head, args, seed):
     tower = [model.model.vision_tower, model.model.multi_modal_projector, head]
     params = [p for m in tower for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.0)
-    grid = args.image_size // args.patch_size
-    next_scene = 0
     window = []
-    for step in range(args.vision_steps):
-        warm = min(1.0, (step + 1) / args.warmup)
-        for group in opt.param_groups:
-            group["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.vision_steps)))
-        images, targets = [], []
-        for _ in range(args.vision_images):
-            # scene numbers far above the decoder stage's, so the two stages see different scenes
-            scene = scenes.draw_scene(scenes.scene_rng(seed, 10_000_000 + next_scene))
-            next_scene += 1
-            images.append(pixels(scene["image"], args.image_size))
-            targets.append(patch_targets(scene, grid))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            features = model.model.get_image_features(torch.stack(images)).pooler_output
-        loss = aux_loss(head, features, tuple(torch.stack(parts) for parts in zip(*targets)), args.aux_box_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        window.append(loss.item())
-        if (step + 1) % args.log_every == 0 or step == 0:
-            log(f"vision step {step + 1}/{args.vision_steps} patch loss {np.mean(window):.4f}")
-            window = []
+    with Prefetched(VisionBatches(args, seed).next) as batches:
+        for step in range(args.vision_steps):
+            warm = min(1.0, (step + 1) / args.warmup)
+            for group in opt.param_groups:
+                group["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.vision_steps)))
+            images, targets = batches.next()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                features = model.model.get_image_features(images).pooler_output
+            loss = aux_loss(head, features, targets, args.aux_box_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            window.append(loss.item())
+            if (step + 1) % args.log_every == 0 or step == 0:
+                log(f"vision step {step + 1}/{args.vision_steps} patch loss {np.mean(window):.4f}")
+                window = []
 
 
 def train_model(args, sp, encoder, seed):
@@ -454,35 +501,35 @@ def train_model(args, sp, encoder, seed):
               for matrix in (True, False) for in_tower in (True, False)]
     groups = [g for g in groups if g["params"]]
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98))
-    batches = Batches(sp, encoder, args, seed)
     window = []
-    for step in range(args.steps):
-        warm = min(1.0, (step + 1) / args.warmup)
-        progress = max(0.0, (step - args.warmup) / max(1, args.steps - args.warmup))
-        lr = args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
-        for group in opt.param_groups:
-            group["lr"] = lr * group["lr_scale"]
-        pixel_values, image_index, ids, types, attention, labels, aux_targets, tasks = batches.next()
-        # bfloat16 autocast (float32 master weights): ~10x faster than float32 on this CPU (oneDNN's AVX512-BF16
-        # matmuls); the tied output head and the loss stay in float32 so neighbouring loc bins stay distinct.
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            features = model.model.get_image_features(pixel_values).pooler_output
-            hidden = model.model(inputs_embeds=embed(model, None, image_index, ids, features),
-                                 attention_mask=attention, token_type_ids=types).last_hidden_state
-        lm_loss, (token_accuracy, loc_error, captions_right) = loss_fn(
-            model, hidden.float(), labels, loc0, args.loc_sigma, torch.tensor([t == "caption" for t in tasks]))
-        patch_loss = aux_loss(head, features, aux_targets, args.aux_box_weight)
-        loss = lm_loss + args.aux_weight * patch_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
-        opt.step()
-        window.append((lm_loss.item(), patch_loss.item(), token_accuracy, loc_error, captions_right))
-        if (step + 1) % args.log_every == 0 or step == 0:
-            lm, patch, accuracy, error, caption = np.nanmean(window, 0)
-            log(f"step {step + 1}/{args.steps} loss {lm:.4f} patch loss {patch:.4f} non-loc token accuracy "
-                f"{accuracy:.3f} loc error {error:.1f} bins captions right {caption:.3f} lr {lr:.2e}")
-            window = []
+    with Prefetched(Batches(sp, encoder, args, seed).next) as batches:
+        for step in range(args.steps):
+            warm = min(1.0, (step + 1) / args.warmup)
+            progress = max(0.0, (step - args.warmup) / max(1, args.steps - args.warmup))
+            lr = args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+            for group in opt.param_groups:
+                group["lr"] = lr * group["lr_scale"]
+            pixel_values, image_index, ids, types, attention, labels, aux_targets, tasks = batches.next()
+            # bfloat16 autocast (float32 master weights): ~10x faster than float32 on this CPU (oneDNN's AVX512-BF16
+            # matmuls); the tied output head and the loss stay in float32 so neighbouring loc bins stay distinct.
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                features = model.model.get_image_features(pixel_values).pooler_output
+                hidden = model.model(inputs_embeds=embed(model, None, image_index, ids, features),
+                                     attention_mask=attention, token_type_ids=types).last_hidden_state
+            lm_loss, (token_accuracy, loc_error, captions_right) = loss_fn(
+                model, hidden.float(), labels, loc0, args.loc_sigma, torch.tensor([t == "caption" for t in tasks]))
+            patch_loss = aux_loss(head, features, aux_targets, args.aux_box_weight)
+            loss = lm_loss + args.aux_weight * patch_loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
+            opt.step()
+            window.append((lm_loss.item(), patch_loss.item(), token_accuracy, loc_error, captions_right))
+            if (step + 1) % args.log_every == 0 or step == 0:
+                lm, patch, accuracy, error, caption = np.nanmean(window, 0)
+                log(f"step {step + 1}/{args.steps} loss {lm:.4f} patch loss {patch:.4f} non-loc token accuracy "
+                    f"{accuracy:.3f} loc error {error:.1f} bins captions right {caption:.3f} lr {lr:.2e}")
+                window = []
     model.eval()
     return model
 
