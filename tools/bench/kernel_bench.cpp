@@ -203,24 +203,27 @@ int run(int argc, char** argv) {
 
   struct AttentionCase {
     const char* name;
-    int64_t T, n_heads, n_kv_heads, head_dim;
+    int64_t T, n_keys, n_heads, n_kv_heads, head_dim;
     DType act;
   };
+  // Decode at the prompt lengths of 224, 448 and 896 px (256, 1024, 4096 image tokens + 7).
   const AttentionCase attention_cases[] = {
-      {"text prefill (263)", 263, 8, 1, 256, DType::BF16},
-      {"vision (256)", 256, 16, 16, 72, DType::BF16},
-      {"text decode (1 of 264)", 1, 8, 1, 256, DType::BF16},
+      {"text prefill (263)", 263, 263, 8, 1, 256, DType::BF16},
+      {"vision (256)", 256, 256, 16, 16, 72, DType::BF16},
+      {"text decode (1 of 264)", 1, 264, 8, 1, 256, DType::BF16},
+      {"text decode (1 of 1032)", 1, 1032, 8, 1, 256, DType::BF16},
+      {"text decode (1 of 4104)", 1, 4104, 8, 1, 256, DType::BF16},
   };
   std::printf("\n%-11s %-26s %10s %9s\n", "level", "attention (per layer)", "ms", "GFLOP/s");
   for (const AttentionCase& c : attention_cases) {
     if (!selected(c.name)) continue;
-    const int64_t n_keys = c.T == 1 ? 264 : c.T;
+    const int64_t n_keys = c.n_keys;
     pg::AttentionShape s;
     s.n_heads = c.n_heads;
     s.n_kv_heads = c.n_kv_heads;
     s.head_dim = c.head_dim;
     s.scale = 1.f / std::sqrt(float(c.head_dim));
-    s.prefix_len = c.T == 1 ? 263 : c.T;
+    s.prefix_len = c.T == 1 ? c.n_keys - 1 : c.T;
     s.act = c.act;
     const auto q = random_floats(size_t(c.T * c.n_heads * c.head_dim), 1, true);
     const auto k = random_floats(size_t(n_keys * c.n_kv_heads * c.head_dim), 2, true);
