@@ -157,6 +157,7 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
   tm.prefill_s = g.prefill_seconds;
   tm.ttft_s = tm.preprocess_s + tm.vision_s + tm.prefill_s;
   tm.decode_s = g.decode_seconds;
+  tm.decode_step_s = std::move(g.step_seconds);
   tm.decode_tokens_per_s = (r.tokens.size() > 1 && g.decode_seconds > 0) ? double(r.tokens.size() - 1) / g.decode_seconds : 0;
   tm.total_s = since(t_start);
   return r;

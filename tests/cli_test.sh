@@ -87,6 +87,10 @@ case = json.load(open(sys.argv[2]))
 assert set(out) >= {"prompt_tokens", "tokens", "text", "timings"}, out.keys()
 assert out["prompt_tokens"] == case["input_ids"], "prompt ids differ from the reference"
 assert out["tokens"] == case["generated"], (out["tokens"], case["generated"])
+steps = out["timings"]["decode_step_s"]  # one per token after the first, inside the decode time
+assert len(steps) == len(out["tokens"]) - 1 and all(s > 0 for s in steps), steps
+decode_s = (len(out["tokens"]) - 1) / out["timings"]["decode_tokens_per_s"]
+assert sum(steps) <= decode_s * (1 + 1e-9), (sum(steps), decode_s)
 raw = open(sys.argv[3], "rb").read()
 assert raw[:6] == b"\x93NUMPY"
 hlen = struct.unpack("<H", raw[8:10])[0]

@@ -58,6 +58,7 @@ struct Timings {
   double decode_s = 0;      // all later tokens
   double decode_tokens_per_s = 0;
   double total_s = 0;
+  std::vector<double> decode_step_s;  // each later token's seconds, from the one before (beam search: per step)
 };
 
 struct GenerateResult {

@@ -81,7 +81,7 @@ Generation beam_search(const PaliGemmaModel& model, const std::vector<float>& pr
   const size_t keep_count = std::max<size_t>(2, 1 + eos.size()) * K;
   auto length_norm = [&](int64_t length) { return float(std::pow(double(length), options.length_penalty)); };
 
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now(), step_start = t0;
   std::vector<RunningBeam> running(
       1, RunningBeam{nullptr, 0.f, KVCache(model.config().text, prefix_len + options.max_tokens), {}});
   running[0].hidden = model.forward(running[0].cache, prefix_rows.data(), prefix_len);
@@ -104,7 +104,10 @@ Generation beam_search(const PaliGemmaModel& model, const std::vector<float>& pr
     }
     if (step == 0) {
       g.prefill_seconds = seconds_since(t0);
-      t0 = std::chrono::steady_clock::now();
+      t0 = step_start = std::chrono::steady_clock::now();
+    } else {
+      g.step_seconds.push_back(seconds_since(step_start));
+      step_start = std::chrono::steady_clock::now();
     }
     g.steps = length;
 

@@ -28,7 +28,7 @@ Generation generate_tokens(const PaliGemmaModel& model, const std::vector<float>
   const bool sampling = options.sample && options.sampling.temperature > 0;
   std::mt19937_64 rng(options.seed);
   KVCache cache(model.config().text, prefix_len + options.max_tokens);
-  auto t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now(), step_start = t0;
   std::vector<float> hidden = model.forward(cache, prefix_rows.data(), prefix_len);
   for (int64_t step = 0; step < options.max_tokens; ++step) {
     std::vector<float> logits = model.logits(hidden);
@@ -38,7 +38,10 @@ Generation generate_tokens(const PaliGemmaModel& model, const std::vector<float>
     g.steps = step + 1;
     if (step == 0) {
       g.prefill_seconds = seconds_since(t0);
-      t0 = std::chrono::steady_clock::now();
+      t0 = step_start = std::chrono::steady_clock::now();
+    } else {
+      g.step_seconds.push_back(seconds_since(step_start));
+      step_start = std::chrono::steady_clock::now();
     }
     if (on_token) on_token(next);
     if (!options.ignore_eos && std::find(eos_ids.begin(), eos_ids.end(), next) != eos_ids.end()) {

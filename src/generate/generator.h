@@ -35,6 +35,7 @@ struct Generation {
   int64_t steps = 0;           // decoding steps run (beam search can stop before its best ends)
   double prefill_seconds = 0;  // until the first token's logits
   double decode_seconds = 0;   // the remaining steps
+  std::vector<double> step_seconds;  // each of those steps: from one token (beam search: step) to the next
 };
 
 // Greedy (argmax; ties go to the lowest id, as torch.argmax), sampling or beam search as `options` say,

@@ -24,15 +24,21 @@ using nlohmann::json;
 
 namespace {
 
+// decode_step_s shows whether decoding slows down or speeds up as it goes (a mean rate hides that); a median
+// over runs has none.
 json timings_json(const Timings& t, double load_s) {
-  return json{{"load_s", load_s},         {"preprocess_s", t.preprocess_s},
-              {"vision_s", t.vision_s},   {"prefill_s", t.prefill_s},
-              {"ttft_s", t.ttft_s},       {"decode_tokens_per_s", t.decode_tokens_per_s},
-              {"total_s", t.total_s}};
+  json j{{"load_s", load_s},         {"preprocess_s", t.preprocess_s},
+         {"vision_s", t.vision_s},   {"prefill_s", t.prefill_s},
+         {"ttft_s", t.ttft_s},       {"decode_tokens_per_s", t.decode_tokens_per_s},
+         {"total_s", t.total_s}};
+  if (!t.decode_step_s.empty()) j["decode_step_s"] = t.decode_step_s;
+  return j;
 }
 
-// Each field's median over the measured runs (--repeat), so one slow run does not decide any figure.
+// Each field's median over the measured runs (--repeat), so one slow run does not decide any figure; one run's
+// timings as they are.
 Timings median_timings(const std::vector<Timings>& runs) {
+  if (runs.size() == 1) return runs[0];
   const auto median = [&](double Timings::*field) {
     std::vector<double> v;
     for (const Timings& t : runs) v.push_back(t.*field);
