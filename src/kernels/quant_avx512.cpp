@@ -80,19 +80,12 @@ void gemv_row(const uint8_t* row, int64_t blocks, const float* x, int64_t ldx, f
 template <QuantType T, int MM>
 void gemv(const float* x, const QuantMatrix& W, const float* bias, float* y) {
   const int64_t blocks = W.cols / kBlock, row_bytes = blocks * block_bytes(T);
-  // Chunks of about 256 KB of consecutive rows, handed out dynamically (a core busy elsewhere takes fewer).
-  const int64_t chunk_rows = row_bytes >= (int64_t{1} << 18) ? 1 : (int64_t{1} << 18) / row_bytes;
-  const int64_t chunks = (W.rows + chunk_rows - 1) / chunk_rows;
   const uint8_t* base = static_cast<const uint8_t*>(W.data);
-#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1 && W.rows * W.cols >= (int64_t{1} << 16))
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t end = W.rows < (c + 1) * chunk_rows ? W.rows : (c + 1) * chunk_rows;
-    for (int64_t n = c * chunk_rows; n < end; ++n) {
-      float out[MM];
-      gemv_row<T, MM>(base + n * row_bytes, blocks, x, W.cols, out);
-      for (int m = 0; m < MM; ++m) y[m * W.rows + n] = out[m] + (bias ? bias[n] : 0.f);
-    }
-  }
+  for_each_weight_row(W, row_bytes, [&](int64_t n) {
+    float out[MM];
+    gemv_row<T, MM>(base + n * row_bytes, blocks, x, W.cols, out);
+    for (int m = 0; m < MM; ++m) y[m * W.rows + n] = out[m] + (bias ? bias[n] : 0.f);
+  });
 }
 
 template <QuantType T>

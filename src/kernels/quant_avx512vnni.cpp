@@ -69,45 +69,39 @@ void quantize_activations(const float* x, int64_t blocks, int8_t* q, float* scal
 void q4_gemv_rows(const int8_t* xq, const float* x_scales, const int32_t* x_offsets, int64_t M, int64_t ldq,
                   const QuantMatrix& W, const float* bias, float* y) {
   const int64_t blocks = W.cols / kBlock, row_bytes = blocks * kBytes;
-  const int64_t chunk_rows = row_bytes >= (int64_t{1} << 18) ? 1 : (int64_t{1} << 18) / row_bytes;
-  const int64_t chunks = (W.rows + chunk_rows - 1) / chunk_rows;
   const uint8_t* base = static_cast<const uint8_t*>(W.data);
-#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1 && W.rows * W.cols >= (int64_t{1} << 16))
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t end = W.rows < (c + 1) * chunk_rows ? W.rows : (c + 1) * chunk_rows;
-    for (int64_t n = c * chunk_rows; n < end; ++n) {
-      const uint8_t* row = base + n * row_bytes;
-      for (int64_t m = 0; m < M; ++m) {
-        const int8_t* q = xq + m * ldq;
-        const float* ds = x_scales + m * blocks * 8;
-        const int32_t* off = x_offsets + m * blocks * 8;
-        __m512 acc = _mm512_setzero_ps();
-        float tail = 0.f;
-        int64_t b = 0;
-        for (; b + 2 <= blocks; b += 2) {
-          const uint8_t* block = row + b * kBytes;
-          _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBytes), _MM_HINT_T0);
-          const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), pair_nibbles(block),
-                                                  _mm512_loadu_si512(q + b * kBlock));
-          const __m512i centred = _mm512_sub_epi32(dot, _mm512_loadu_si512(off + b * 8));
-          const __m512 dx = _mm512_loadu_ps(ds + b * 8);
-          acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(centred), _mm512_mul_ps(pair_scales(block), dx), acc);
-        }
-        if (b < blocks) {  // an odd last block, lane by lane
-          const uint8_t* block = row + b * kBytes;
-          uint16_t h;
-          __builtin_memcpy(&h, block, 2);
-          int32_t s = 0;
-          for (int j = 0; j < 16; ++j) {
-            s += (int32_t(block[2 + j] & 0x0f) - 8) * q[b * kBlock + j];
-            s += (int32_t(block[2 + j] >> 4) - 8) * q[b * kBlock + 16 + j];
-          }
-          tail = _cvtsh_ss(h) * ds[b * 8] * float(s);
-        }
-        y[m * W.rows + n] = _mm512_reduce_add_ps(acc) + tail + (bias ? bias[n] : 0.f);
+  for_each_weight_row(W, row_bytes, [&](int64_t n) {
+    const uint8_t* row = base + n * row_bytes;
+    for (int64_t m = 0; m < M; ++m) {
+      const int8_t* q = xq + m * ldq;
+      const float* ds = x_scales + m * blocks * 8;
+      const int32_t* off = x_offsets + m * blocks * 8;
+      __m512 acc = _mm512_setzero_ps();
+      float tail = 0.f;
+      int64_t b = 0;
+      for (; b + 2 <= blocks; b += 2) {
+        const uint8_t* block = row + b * kBytes;
+        _mm_prefetch(reinterpret_cast<const char*>(block + kPrefetchBytes), _MM_HINT_T0);
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), pair_nibbles(block),
+                                                _mm512_loadu_si512(q + b * kBlock));
+        const __m512i centred = _mm512_sub_epi32(dot, _mm512_loadu_si512(off + b * 8));
+        const __m512 dx = _mm512_loadu_ps(ds + b * 8);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(centred), _mm512_mul_ps(pair_scales(block), dx), acc);
       }
+      if (b < blocks) {  // an odd last block, lane by lane
+        const uint8_t* block = row + b * kBytes;
+        uint16_t h;
+        __builtin_memcpy(&h, block, 2);
+        int32_t s = 0;
+        for (int j = 0; j < 16; ++j) {
+          s += (int32_t(block[2 + j] & 0x0f) - 8) * q[b * kBlock + j];
+          s += (int32_t(block[2 + j] >> 4) - 8) * q[b * kBlock + 16 + j];
+        }
+        tail = _cvtsh_ss(h) * ds[b * 8] * float(s);
+      }
+      y[m * W.rows + n] = _mm512_reduce_add_ps(acc) + tail + (bias ? bias[n] : 0.f);
     }
-  }
+  });
 }
 
 }  // namespace pg::avx512vnni

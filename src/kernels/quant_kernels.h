@@ -8,6 +8,21 @@
 
 namespace pg {
 
+// Calls row(n) for every row n of W (row_bytes apart), in chunks of about 256 KB of consecutive rows handed out
+// dynamically to the OpenMP threads (a core busy elsewhere takes fewer); small matrices on one thread. The row
+// loop of every level's quantized matrix-vector product. Each level's file instantiates it with a lambda of its
+// own, so every instantiation is a local symbol of that file (no weak symbol that another level could take).
+template <class RowFn>
+inline void for_each_weight_row(const QuantMatrix& W, int64_t row_bytes, RowFn&& row) {
+  const int64_t chunk_rows = row_bytes >= (int64_t{1} << 18) ? 1 : (int64_t{1} << 18) / row_bytes;
+  const int64_t chunks = (W.rows + chunk_rows - 1) / chunk_rows;
+#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1 && W.rows * W.cols >= (int64_t{1} << 16))
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t end = W.rows < (c + 1) * chunk_rows ? W.rows : (c + 1) * chunk_rows;
+    for (int64_t n = c * chunk_rows; n < end; ++n) row(n);
+  }
+}
+
 namespace avx2 {
 // y[m, n] = Σ_b d_nb · Σ_j q_nbj · x[m, 32 b + j] (+ bias[n]) for m < M <= 4; x rows are W.cols apart,
 // y rows W.rows apart. Multithreaded over chunks of weight rows.
