@@ -111,7 +111,9 @@ def run_engine(args, model, image, threads, runs):
         raise RuntimeError(f"paligemma failed ({proc.returncode}): {proc.stderr.strip()}")
     out = json.loads(proc.stdout)
     measured = out["runs"][1:]
-    medians = {k: statistics.median(r[k] for r in measured) for k in measured[0] if k != "load_s"}
+    # Scalar timings only: decode_step_s (a list per run) stays in "runs".
+    medians = {k: statistics.median(r[k] for r in measured) for k, v in measured[0].items()
+               if k != "load_s" and isinstance(v, (int, float))}
     medians["load_s"] = out["timings"]["load_s"]
     return {"timings": medians, "first_request": out["runs"][0], "runs": out["runs"], "tokens": out["tokens"],
             "prompt_tokens": len(out["prompt_tokens"]), "isa": out.get("isa"), "threads": out.get("threads"),
