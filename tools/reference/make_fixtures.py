@@ -43,7 +43,6 @@ tensor whose shape changes) get transformers' initialization.
 import argparse
 import copy
 import hashlib
-import io
 import json
 import math
 import os
@@ -58,6 +57,7 @@ torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 
 import sentencepiece as spm  # noqa: E402
+import torch_parts  # noqa: E402
 import transformers  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
@@ -162,29 +162,11 @@ def train_tokenizer(out_dir, vocab_base, seed):
         with open(os.path.join(LICENSE_DIR, name), encoding="utf-8") as f:
             lines += [ln for ln in f.read().splitlines() if ln.strip()]
     lines += EXTRA_LINES * 3
-    spm.set_random_generator_seed(seed_for(seed, "spm"))
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines),
-        model_writer=buf,
-        model_type="bpe",
-        vocab_size=vocab_base + len(LOC_SEG),
-        user_defined_symbols=LOC_SEG,
-        pad_id=0, eos_id=1, bos_id=2, unk_id=3,
-        pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>",
-        byte_fallback=True,
-        split_digits=True,
-        add_dummy_prefix=False,
-        normalization_rule_name="identity",
-        remove_extra_whitespaces=False,
-        character_coverage=1.0,
-        num_threads=1,
-        minloglevel=2,
-    )
+    model = torch_parts.train_bpe_tokenizer(lines, vocab_base + len(LOC_SEG), LOC_SEG, seed_for(seed, "spm"))
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "tokenizer.model")
     with open(path, "wb") as f:
-        f.write(buf.getvalue())
+        f.write(model)
     return path
 
 

@@ -5,8 +5,9 @@ Run inside the Debian sid reference root (torch, numpy, Pillow):
   flock /tmp/sid-ref.lock /work/shared/reference/sid-root.sh /opt/sid-ref run /work/main -- \
       python3 tools/reference/make_vae_fixtures.py
 
-The decoder is built here from the architecture in docs/paligemma-spec.md §10.2 with torch.nn layers
-(Conv2d, ConvTranspose2d(kernel 4, stride 2, padding 1)), so it shares no code with the C++ engine. Channel
+The decoder is built from the architecture in docs/paligemma-spec.md §10.2 with torch.nn layers
+(torch_parts.mask_decoder: Conv2d, ConvTranspose2d(kernel 4, stride 2, padding 1)), so it shares no code with the
+C++ engine; tools/synthetic/train.py builds the shipped model's decoder with the same function. Channel
 widths are smaller than the real file's (codebook dim 8, 12 channels, upsampling 8/8/4/4) to keep the
 fixtures small; the C++ decoder reads every width from the array shapes.
 
@@ -16,12 +17,16 @@ pycocotools' uncompressed form, computed here in plain Python (pycocotools is no
 """
 import json
 import os
+import sys
 import zipfile
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_parts  # noqa: E402
 
 OUT = "tests/fixtures/vae"
 CODEBOOK_SIZE = 128
@@ -30,31 +35,13 @@ CHANNELS = 12
 UPSAMPLE_CHANNELS = (8, 8, 4, 4)
 
 
-class ResBlock(nn.Module):
-    def __init__(self, channels):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, channels, 1))
-
-    def forward(self, x):
-        return x + self.net(x)
-
-
 class MaskDecoder(nn.Module):
     """Module indices reproduce the state_dict names of vae-oid.npz (decoder.0, decoder.2.net.0, ...)."""
 
     def __init__(self):
         super().__init__()
         self.codebook = nn.Parameter(torch.randn(CODEBOOK_SIZE, CODEBOOK_DIM))
-        layers = [nn.Conv2d(CODEBOOK_DIM, CHANNELS, 1), nn.ReLU(), ResBlock(CHANNELS), ResBlock(CHANNELS)]
-        cin = CHANNELS
-        for cout in UPSAMPLE_CHANNELS:
-            layers += [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.ReLU()]
-            cin = cout
-        layers.append(nn.Conv2d(cin, 1, 1))
-        self.decoder = nn.Sequential(*layers)
+        self.decoder = torch_parts.mask_decoder(CODEBOOK_DIM, CHANNELS, UPSAMPLE_CHANNELS)
 
     def forward(self, codes):  # codes [B, 16] -> [B, 64, 64]
         grid = self.codebook[codes].reshape(codes.shape[0], 4, 4, CODEBOOK_DIM).permute(0, 3, 1, 2)

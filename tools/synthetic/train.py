@@ -13,7 +13,6 @@ Stages (all seeded; see tools/synthetic/README.md for sizes, timings and figures
  4. Files, then a greedy evaluation in transformers on fresh scenes of another seed.
 """
 import argparse
-import io
 import json
 import math
 import multiprocessing
@@ -30,7 +29,9 @@ from PIL import Image
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 import scenes  # noqa: E402
+import torch_parts  # noqa: E402
 
 import sentencepiece as spm  # noqa: E402
 import transformers  # noqa: E402
@@ -68,64 +69,28 @@ def task_sentences(seed, count):
 
 
 def train_tokenizer(out_dir, seed):
-    """BPE over the task language; <image>, loc and seg pieces are user-defined symbols (one id each), bytes fall
-    back to <0xNN> pieces so any text still encodes. Settings as tools/reference/make_fixtures.py's tokenizer."""
-    spm.set_random_generator_seed(seed)
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(task_sentences(seed, 400)),
-        model_writer=buf,
-        model_type="bpe",
-        vocab_size=1536,
-        hard_vocab_limit=False,
-        user_defined_symbols=["<image>"] + LOC_PIECES + SEG_PIECES,
-        pad_id=0, eos_id=1, bos_id=2, unk_id=3,
-        pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>",
-        byte_fallback=True,
-        split_digits=True,
-        add_dummy_prefix=False,
-        normalization_rule_name="identity",
-        remove_extra_whitespaces=False,
-        character_coverage=1.0,
-        num_threads=1,
-        minloglevel=2,
-    )
+    """BPE over the task language; <image>, loc and seg pieces are user-defined symbols (one id each)."""
+    model = torch_parts.train_bpe_tokenizer(task_sentences(seed, 400), 1536, ["<image>"] + LOC_PIECES + SEG_PIECES,
+                                            seed, hard_vocab_limit=False)
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "tokenizer.model")
     with open(path, "wb") as f:
-        f.write(buf.getvalue())
+        f.write(model)
     return path
 
 
 # ------------------------------------------------------------------------------------------------------------------
 # 2. VQ-VAE
 # ------------------------------------------------------------------------------------------------------------------
-class ResBlock(nn.Module):
-    def __init__(self, channels):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
-                                 nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
-                                 nn.Conv2d(channels, channels, 1))
-
-    def forward(self, x):
-        return x + self.net(x)
-
-
 class MaskVAE(nn.Module):
-    """Decoder: vae-oid.npz's architecture (spec §10.2; module indices give its state_dict names decoder.0,
-    decoder.2.net.0, ...), narrower. Encoder: a 16x16-patch MLP (scenes.MaskEncoder is its numpy twin)."""
+    """Decoder: vae-oid.npz's architecture (torch_parts.mask_decoder), narrower. Encoder: a 16x16-patch MLP
+    (scenes.MaskEncoder is its numpy twin)."""
 
     def __init__(self, dim, channels, upsample, hidden):
         super().__init__()
         self.encoder = nn.Sequential(nn.Conv2d(1, hidden, 16, stride=16), nn.ReLU(), nn.Conv2d(hidden, dim, 1))
         self.codebook = nn.Parameter(torch.randn(scenes.CODEBOOK_SIZE, dim) * 0.5)
-        layers = [nn.Conv2d(dim, channels, 1), nn.ReLU(), ResBlock(channels), ResBlock(channels)]
-        cin = channels
-        for cout in upsample:
-            layers += [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.ReLU()]
-            cin = cout
-        layers.append(nn.Conv2d(cin, 1, 1))
-        self.decoder = nn.Sequential(*layers)
+        self.decoder = torch_parts.mask_decoder(dim, channels, upsample)
 
     def quantize(self, z):  # z [B, D, 4, 4] -> codes [B, 16] (row-major grid)
         flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
