@@ -1,17 +1,14 @@
 #include "generate/beam_search.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <memory>
+
+#include "generate/step_clock.h"
 
 namespace pg {
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // One generated token of a hypothesis; hypotheses share their common beginnings.
 struct Node {
@@ -81,7 +78,7 @@ Generation beam_search(const PaliGemmaModel& model, const std::vector<float>& pr
   const size_t keep_count = std::max<size_t>(2, 1 + eos.size()) * K;
   auto length_norm = [&](int64_t length) { return float(std::pow(double(length), options.length_penalty)); };
 
-  auto t0 = std::chrono::steady_clock::now(), step_start = t0;
+  StepClock clock;
   std::vector<RunningBeam> running(
       1, RunningBeam{nullptr, 0.f, KVCache(model.config().text, prefix_len + options.max_tokens), {}});
   running[0].hidden = model.forward(running[0].cache, prefix_rows.data(), prefix_len);
@@ -102,13 +99,7 @@ Generation beam_search(const PaliGemmaModel& model, const std::vector<float>& pr
       accumulated[b] = log_softmax(*logits[b]);
       for (float& v : accumulated[b]) v += running[b].score;
     }
-    if (step == 0) {
-      g.prefill_seconds = seconds_since(t0);
-      t0 = step_start = std::chrono::steady_clock::now();
-    } else {
-      g.step_seconds.push_back(seconds_since(step_start));
-      step_start = std::chrono::steady_clock::now();
-    }
+    clock.step_done(g);
     g.steps = length;
 
     const std::vector<Candidate> candidates = top_continuations(accumulated, keep_count);
@@ -170,7 +161,7 @@ Generation beam_search(const PaliGemmaModel& model, const std::vector<float>& pr
     if (options.keep_logits)
       for (const Node* n = best.last.get(); n; n = n->parent.get()) g.logits.insert(g.logits.begin(), *n->logits);
   }
-  g.decode_seconds = g.steps > 1 ? seconds_since(t0) : 0.0;
+  clock.finish(g);
   return g;
 }
 

@@ -1,18 +1,12 @@
 #include "generate/generator.h"
 
 #include <algorithm>
-#include <chrono>
 #include <random>
 
 #include "generate/beam_search.h"
+#include "generate/step_clock.h"
 
 namespace pg {
-
-namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
 
 Generation generate_tokens(const PaliGemmaModel& model, const std::vector<float>& prefix_rows, int64_t prefix_len,
                            const std::vector<int32_t>& eos_ids, const DecodeOptions& options,
@@ -28,7 +22,7 @@ Generation generate_tokens(const PaliGemmaModel& model, const std::vector<float>
   const bool sampling = options.sample && options.sampling.temperature > 0;
   std::mt19937_64 rng(options.seed);
   KVCache cache(model.config().text, prefix_len + options.max_tokens);
-  auto t0 = std::chrono::steady_clock::now(), step_start = t0;
+  StepClock clock;
   std::vector<float> hidden = model.forward(cache, prefix_rows.data(), prefix_len);
   for (int64_t step = 0; step < options.max_tokens; ++step) {
     std::vector<float> logits = model.logits(hidden);
@@ -36,13 +30,7 @@ Generation generate_tokens(const PaliGemmaModel& model, const std::vector<float>
     if (options.keep_logits) g.logits.push_back(std::move(logits));
     g.tokens.push_back(next);
     g.steps = step + 1;
-    if (step == 0) {
-      g.prefill_seconds = seconds_since(t0);
-      t0 = step_start = std::chrono::steady_clock::now();
-    } else {
-      g.step_seconds.push_back(seconds_since(step_start));
-      step_start = std::chrono::steady_clock::now();
-    }
+    clock.step_done(g);
     if (on_token) on_token(next);
     if (!options.ignore_eos && std::find(eos_ids.begin(), eos_ids.end(), next) != eos_ids.end()) {
       g.finish = FinishReason::Eos;
@@ -56,7 +44,7 @@ Generation generate_tokens(const PaliGemmaModel& model, const std::vector<float>
     const std::vector<float> row = model.embed_token(next);
     hidden = model.forward(cache, row.data(), 1);
   }
-  g.decode_seconds = g.tokens.size() > 1 ? seconds_since(t0) : 0.0;
+  clock.finish(g);
   return g;
 }
 
