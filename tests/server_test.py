@@ -126,11 +126,28 @@ def sse_events(srv, path, body, key=KEY, close_after=None):
     return r.status, events
 
 
-def cli_tokens(images, prompt, max_tokens, extra=()):
+def cli_generate(images, prompt, max_tokens, extra=()):
     args = [BIN, "generate", "--model", MODEL, "--prompt", prompt, "--max-tokens", str(max_tokens), "--json", *extra]
     for i in images:
         args += ["--image", i]
-    return json.loads(subprocess.run(args, check=True, capture_output=True).stdout)["tokens"]
+    return json.loads(subprocess.run(args, check=True, capture_output=True).stdout)
+
+
+def cli_tokens(images, prompt, max_tokens, extra=()):
+    return cli_generate(images, prompt, max_tokens, extra)["tokens"]
+
+
+def token_pieces(images, prompt, count):
+    """The text each of the first `count` greedy tokens adds, as a stream shows it: before the last token a
+    trailing incomplete character (U+FFFD) is held back. From the CLI's text of each prefix."""
+    shown = [cli_generate(images, prompt, k)["text"] if k else "" for k in range(count + 1)]
+    shown = [t if k == count else t.rstrip("\ufffd") for k, t in enumerate(shown)]
+    pieces, sent = [], ""
+    for text in shown[1:]:
+        piece = text[len(sent):] if text.startswith(sent) else ""
+        pieces.append(piece)
+        sent += piece
+    return pieces
 
 
 def main():
@@ -182,7 +199,7 @@ def main():
         check("two images == CLI", st == 200 and body["tokens"] == cli_tokens([IMAGES[0], IMAGES[2]], "answer en same?", 5),
               (st, body))
 
-        # Streaming: one event per token, then the final object; the pieces add up to the text.
+        # Streaming: one event per token with the text that token added, then the final object.
         st, events = sse_events(srv, "/v1/generate", dict(ok_body, stream=True))
         tokens = [json.loads(d) for e, d in events if e == "token"]
         final = [json.loads(d) for e, d in events if e == "done"]
@@ -190,6 +207,21 @@ def main():
         check("stream tokens", [t["token"] for t in tokens] == expected, tokens)
         check("stream final", len(final) == 1 and final[0]["tokens"] == expected and
               "".join(t["text"] for t in tokens) == final[0]["text"], final)
+        pieces = token_pieces([IMAGES[0]], "caption en", len(expected))
+        check("stream text per token", [t["text"] for t in tokens] == pieces and sum(map(bool, pieces)) > 1,
+              (tokens, pieces))
+        # Beam search hands its tokens over all at once: each event still carries its own token's text. Its
+        # result shares its first tokens with the greedy one here, whose pieces are known.
+        st, events = sse_events(srv, "/v1/generate", dict(ok_body, stream=True, beams=2))
+        beam = [json.loads(d) for e, d in events if e == "token"]
+        shared = next((i for i, (a, b) in enumerate(zip([t["token"] for t in beam], expected)) if a != b),
+                      len(expected))
+        beam_final = [json.loads(d) for e, d in events if e == "done"]
+        check("beam stream", st == 200 and len(beam_final) == 1 and
+              [t["token"] for t in beam] == cli_tokens([IMAGES[0]], "caption en", 6, ["--beams", "2"]) and
+              "".join(t["text"] for t in beam) == beam_final[0]["text"], events)
+        check("beam stream text per token", 2 <= shared < len(expected) and
+              [t["text"] for t in beam[:shared]] == pieces[:shared], (beam, pieces))
 
         # OpenAI-compatible chat: non-streaming and streaming.
         chat = {"model": "pg2_f32", "max_tokens": 6, "messages": [{"role": "user", "content": [

@@ -551,11 +551,14 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
         if (!send(": waiting\n\n")) return false;  // an SSE comment: keeps the connection honest
         continue;
       }
-      const std::string visible = visible_text(engine.decode(tokens), channel->stops, done);
-      std::string delta = visible.compare(0, sent.size(), sent) == 0 ? visible.substr(sent.size()) : "";
+      // Each event carries the text its own token made visible, also when several tokens arrived together
+      // (text held back for an incomplete character or a possible stop string comes with a later token).
       for (size_t i = seen; i < tokens.size(); ++i) {
         const bool last = i + 1 == tokens.size();
-        const std::string piece = last ? delta : "";
+        const std::vector<int32_t> upto(tokens.begin(), tokens.begin() + long(i + 1));
+        const std::string visible = visible_text(engine.decode(upto), channel->stops, done && last);
+        const std::string piece = visible.compare(0, sent.size(), sent) == 0 ? visible.substr(sent.size()) : "";
+        sent += piece;
         std::string event;
         if (api == Api::Generate) {
           event = "event: token\ndata: " + dump({{"token", tokens[i]}, {"text", piece}}) + "\n\n";
@@ -564,7 +567,6 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
         }
         if (!event.empty() && !send(event)) return false;
       }
-      sent += delta;
       seen = tokens.size();
       if (!done) continue;
       std::string end;
