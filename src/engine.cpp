@@ -64,9 +64,12 @@ Engine::~Engine() = default;
 std::unique_ptr<Engine> Engine::load(const std::string& dir, const LoadOptions& options) {
   const auto t0 = Clock::now();
   if (options.threads > 0) omp_set_num_threads(options.threads);
+  if (options.lazy_load && options.copy_weights)
+    throw Error("lazy loading and copying the weights into memory exclude each other (--lazy-load, --no-mmap)");
   auto impl = std::make_unique<Impl>();
-  impl->checkpoint = std::make_unique<Checkpoint>(dir);
-  if (!options.lazy_load) {
+  impl->checkpoint =
+      std::make_unique<Checkpoint>(dir, options.copy_weights ? FileResidency::Copied : FileResidency::Mapped);
+  if (!options.lazy_load && !options.copy_weights) {
     const std::string note = impl->checkpoint->prefault_weights();
     if (!note.empty()) std::cerr << "paligemma: note: " << note << "\n";
   }

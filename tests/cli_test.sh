@@ -67,6 +67,11 @@ check "sequence longer than the model's positions" one_line_error "positions"
 run generate --model "$MODEL" --image "$IMAGE" --prompt "<image> caption en"
 check "literal <image> in the prompt" one_line_error "<image>"
 
+run generate --model "$MODEL" --image "$IMAGE" --prompt "caption en" --lazy-load --no-mmap
+check "--lazy-load with --no-mmap" one_line_error "--no-mmap"
+run generate --model "$TMP/broken" --image "$IMAGE" --prompt "caption en" --no-mmap
+check "truncated weights, copied" one_line_error "truncated"
+
 # A good run: plain text, then JSON whose ids match the reference, then the logits file.
 run generate --model "$MODEL" --image "$IMAGE" --prompt "caption en" --max-tokens 5
 check "text run exits 0" [ "$rc" -eq 0 ]
@@ -100,5 +105,15 @@ assert header.find("'<f4'") > 0 and shape[0] == len(out["tokens"]), (header, len
 assert len(raw) - 10 - hlen == 4 * shape[0] * shape[1]
 PY
 check "json output and logits file match the reference" [ $? -eq 0 ]
+
+# Weights copied into memory instead of mapped: the same tokens and bit-identical logits.
+cp "$TMP/out" "$TMP/mapped.json" && cp "$TMP/logits.npy" "$TMP/mapped.npy"
+run "${ARGS[@]}" --prompt "$PROMPT" --max-tokens "$MAXTOK" --no-mmap
+same_as_mapped() {
+  [ "$rc" -eq 0 ] && cmp -s "$TMP/logits.npy" "$TMP/mapped.npy" &&
+    python3 -c 'import json,sys; a, b = (json.load(open(p)) for p in sys.argv[1:]); assert a["tokens"] == b["tokens"]' \
+      "$TMP/out" "$TMP/mapped.json"
+}
+check "--no-mmap: same tokens and logits" same_as_mapped
 
 finish

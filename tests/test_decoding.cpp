@@ -16,6 +16,7 @@
 #include "io/checkpoint.h"
 #include "model/paligemma.h"
 #include "paligemma/engine.h"
+#include "test_util.h"
 
 namespace pg {
 namespace {
@@ -312,6 +313,21 @@ TEST_F(EngineDecoding, StopStringInBeamSearch) {
   EXPECT_EQ(r.text.find(req.stop[0]), std::string::npos);
   EXPECT_NE(engine->decode(r.tokens).find(req.stop[0]), std::string::npos) << "ended for another reason";
   EXPECT_EQ(r.finish_reason, "stop");
+}
+
+TEST_F(EngineDecoding, WeightsCopiedIntoMemoryGiveTheSameLogits) {
+  LoadOptions options;
+  options.copy_weights = true;
+  const auto copied = Engine::load((kFixtures / "models" / "pg1_f32").string(), options);
+  GenerateRequest req = base;
+  req.keep_logits = true;
+  const GenerateResult a = engine->generate(req), b = copied->generate(req);
+  EXPECT_EQ(b.tokens, greedy);
+  EXPECT_EQ(b.logits, a.logits);
+
+  options.lazy_load = true;
+  EXPECT_NE(test::error_of([&] { Engine::load((kFixtures / "models" / "pg1_f32").string(), options); }).find("exclude"),
+            std::string::npos);
 }
 
 TEST_F(EngineDecoding, BadOptionsAreErrors) {

@@ -1,15 +1,18 @@
-// Pre-faulting memory-mapped weights at load (src/io/mapped_file.cpp prefault_mapped_files).
+// Pre-faulting memory-mapped weights at load, and weights copied into memory instead (src/io/mapped_file.cpp).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "io/mapped_file.h"
+#include "paligemma/error.h"
 #include "test_util.h"
 
 namespace {
@@ -37,6 +40,22 @@ int64_t resident_bytes(const void* start) {
   return -1;
 }
 
+// The path column of the /proc/self/maps line of the mapping that starts at `start` ("" for anonymous memory);
+// "?" if no mapping starts there.
+std::string mapping_path(const void* start) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    unsigned long long begin = 0;
+    int path_at = -1;
+    // "begin-end perms offset dev inode path"
+    if (std::sscanf(line.c_str(), "%llx-%*x %*s %*s %*s %*s %n", &begin, &path_at) == 1 &&
+        begin == reinterpret_cast<uintptr_t>(start))
+      return path_at >= 0 && size_t(path_at) < line.size() ? line.substr(size_t(path_at)) : "";
+  }
+  return "?";
+}
+
 TEST(Prefault, PutsEveryPageOfTheFilesInThePageTables) {
   const pg::test::TempDir tmp;
   const std::string path = (tmp / "weights.bin").string();
@@ -53,6 +72,31 @@ TEST(Prefault, PutsEveryPageOfTheFilesInThePageTables) {
     EXPECT_EQ(resident_bytes(file.data()), int64_t((size + page - 1) / page * page));
     for (size_t i : {size_t(0), size_t(4096), size / 2, size - 1}) EXPECT_EQ(file.data()[i], uint8_t(i * 7 + 3));
   }
+}
+
+TEST(CopiedFile, HoldsTheFileBytesInAnonymousMemory) {
+  const pg::test::TempDir tmp;
+  const std::string path = (tmp / "weights.bin").string();
+  // More than one 64 MB read piece, the last one partial.
+  std::vector<char> bytes((size_t(64) << 20) + 4097);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = char(i * 13 + i / 4096);
+  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+
+  const pg::MappedFile mapped(path);
+  const pg::MappedFile copied(path, pg::FileResidency::Copied);
+  ASSERT_EQ(copied.size(), bytes.size());
+  EXPECT_EQ(std::memcmp(copied.data(), bytes.data(), bytes.size()), 0);
+  EXPECT_EQ(mapping_path(mapped.data()), path);
+  EXPECT_EQ(mapping_path(copied.data()), "");  // not the file's pages
+  EXPECT_EQ(resident_bytes(copied.data()), int64_t((bytes.size() + 4095) / 4096 * 4096));
+}
+
+TEST(CopiedFile, EmptyAndMissingFiles) {
+  const pg::test::TempDir tmp;
+  const std::string empty = (tmp / "empty.bin").string();
+  std::ofstream(empty).close();
+  EXPECT_EQ(pg::MappedFile(empty, pg::FileResidency::Copied).size(), 0u);
+  EXPECT_THROW(pg::MappedFile((tmp / "missing.bin").string(), pg::FileResidency::Copied), pg::Error);
 }
 
 }  // namespace

@@ -30,6 +30,10 @@ struct LoadOptions {
   // for it; skipped with a note on stderr when the weights exceed the available memory). true: pages are
   // read from disk on first use, for models larger than memory.
   bool lazy_load = false;
+  // true: read the weights into newly allocated memory instead of memory-mapping the files (`--no-mmap`):
+  // a copy the size of the weights, no page cache sharing, but full memory speed on hosts where long-cached
+  // pages read slowly (docs/benchmarks.md). Not with lazy_load.
+  bool copy_weights = false;
 };
 
 struct GenerateRequest {

@@ -40,9 +40,9 @@ std::string canonical_tensor_name(const std::string& name) {
   return name;
 }
 
-Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
+Checkpoint::Checkpoint(const std::string& dir, FileResidency residency) : dir_(dir) {
   if (fs::is_regular_file(dir)) {
-    load_gguf();
+    load_gguf(residency);
     return;
   }
   if (!fs::is_directory(dir))
@@ -51,7 +51,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
   tokenizer_path_ = (fs::path(dir) / "tokenizer.model").string();
   if (!fs::exists(tokenizer_path_))
     throw Error("model directory " + dir + " has no tokenizer.model (download it from the hub with the weights)");
-  files_ = SafetensorsCollection::open_directory(dir);
+  files_ = SafetensorsCollection::open_directory(dir, residency);
   for (const auto& [name, t] : files_.tensors()) {
     const std::string canonical = canonical_tensor_name(name);
     if (tensors_.count(canonical))
@@ -60,8 +60,8 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
   }
 }
 
-void Checkpoint::load_gguf() {
-  gguf_ = std::make_unique<GgufFile>(dir_);
+void Checkpoint::load_gguf(FileResidency residency) {
+  gguf_ = std::make_unique<GgufFile>(dir_, residency);
   config_ = parse_config_json(std::string(gguf_->string(kGgufConfigKey)), dir_ + " (" + kGgufConfigKey + ")");
   // SentencePiece loads by path: the embedded tokenizer.model goes into an anonymous in-memory file,
   // named through /proc/self/fd while the checkpoint lives.

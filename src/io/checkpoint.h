@@ -27,7 +27,8 @@ class Checkpoint {
  public:
   // A hub model directory, or a single GGUF file written by `paligemma quantize` (docs/quantization.md),
   // which carries config.json and tokenizer.model inside. Throws pg::Error naming what is missing or wrong.
-  explicit Checkpoint(const std::string& dir);
+  // `residency`: how the weight files are held (FileResidency).
+  explicit Checkpoint(const std::string& dir, FileResidency residency = FileResidency::Mapped);
 
   const PaliGemmaConfig& config() const { return config_; }
   const std::string& tokenizer_path() const { return tokenizer_path_; }
@@ -40,7 +41,7 @@ class Checkpoint {
   std::string prefault_weights() const { return gguf_ ? prefault_mapped_files({&gguf_->mapped()}) : files_.prefault(); }
 
  private:
-  void load_gguf();
+  void load_gguf(FileResidency residency);
 
   std::string dir_;
   PaliGemmaConfig config_;

@@ -103,7 +103,8 @@ size_t ggml_row_bytes(GgmlType t, int64_t cols) {
   return 0;
 }
 
-GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>(path)) {
+GgufFile::GgufFile(const std::string& path, FileResidency residency)
+    : file_(std::make_unique<MappedFile>(path, residency)) {
   Cursor c(file_->data(), file_->size(), path);
   if (file_->size() < 4 || std::memcmp(file_->data(), "GGUF", 4) != 0)
     throw Error("model file " + path + " is not a GGUF file (it does not start with \"GGUF\"); pass a model "

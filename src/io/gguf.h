@@ -35,7 +35,7 @@ class GgufFile {
  public:
   // Maps and checks the whole layout (magic, version, every length, type and offset within the file);
   // throws pg::Error naming the file and what is wrong.
-  explicit GgufFile(const std::string& path);
+  explicit GgufFile(const std::string& path, FileResidency residency = FileResidency::Mapped);
 
   const std::string& path() const { return file_->path(); }
   const MappedFile& mapped() const { return *file_; }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -53,9 +54,44 @@ std::string gigabytes(size_t bytes) {
   return text;
 }
 
+// The file's `size` bytes in new anonymous memory, read with all OpenMP threads in pieces of kPrefaultPiece.
+const uint8_t* copy_into_memory(int fd, const std::string& path, size_t size) {
+  const size_t available = available_memory_bytes();
+  if (available != 0 && size > available)
+    throw Error("cannot copy " + path + " (" + gigabytes(size) + ") into memory: only " + gigabytes(available) +
+                " is available; load it memory-mapped instead");
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw Error("cannot allocate " + gigabytes(size) + " for " + path + ": " + std::strerror(errno));
+  ::madvise(p, size, MADV_HUGEPAGE);  // a hint: fewer TLB misses where transparent huge pages are allowed
+  uint8_t* bytes = static_cast<uint8_t*>(p);
+  const size_t pieces = (size + kPrefaultPiece - 1) / kPrefaultPiece;
+  std::atomic<int> error{0};  // errno of a failed read, or -1 when the file ended early
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t i = 0; i < pieces; ++i) {
+    size_t offset = i * kPrefaultPiece;
+    const size_t end = std::min(size, offset + kPrefaultPiece);
+    while (offset < end && error.load() == 0) {
+      const ssize_t n = ::pread(fd, bytes + offset, end - offset, off_t(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        error = n < 0 ? errno : -1;
+        break;
+      }
+      offset += size_t(n);
+    }
+  }
+  if (error != 0) {
+    ::munmap(p, size);
+    throw Error("cannot read " + path + ": " +
+                (error > 0 ? std::string(std::strerror(error)) : "it ended early (changed while loading?)"));
+  }
+  ::mprotect(p, size, PROT_READ);
+  return bytes;
+}
+
 }  // namespace
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+MappedFile::MappedFile(const std::string& path, FileResidency residency) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error("cannot open " + path + ": " + std::strerror(errno));
   struct stat st {};
@@ -64,7 +100,14 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     throw Error(path + " is not a readable regular file");
   }
   size_ = size_t(st.st_size);
-  if (size_ > 0) {
+  if (size_ > 0 && residency == FileResidency::Copied) {
+    try {
+      data_ = copy_into_memory(fd, path, size_);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  } else if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       const int err = errno;

@@ -1,4 +1,4 @@
-// A read-only memory mapping of a whole file.
+// A whole file's bytes, read-only: memory-mapped, or copied into freshly allocated memory.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -7,9 +7,18 @@
 
 namespace pg {
 
+enum class FileResidency {
+  Mapped,  // a mapping of the file: pages come from the page cache, shared, nothing copied
+  // A private copy in newly allocated anonymous memory (transparent huge pages where the kernel allows them),
+  // read in parallel at open. Costs the copy and takes the memory out of the page cache's hands; on hosts where
+  // long-cached pages read slowly (docs/benchmarks.md) it reads at the memory's full speed.
+  Copied,
+};
+
 class MappedFile {
  public:
-  explicit MappedFile(const std::string& path);  // throws pg::Error naming the file
+  // Throws pg::Error naming the file; with Copied also when the file exceeds the available memory.
+  explicit MappedFile(const std::string& path, FileResidency residency = FileResidency::Mapped);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

@@ -25,8 +25,8 @@ DType parse_dtype(const std::string& s, const std::string& name, const std::stri
 
 }  // namespace
 
-void SafetensorsCollection::add_file(const std::string& path) {
-  auto file = std::make_unique<MappedFile>(path);
+void SafetensorsCollection::add_file(const std::string& path, FileResidency residency) {
+  auto file = std::make_unique<MappedFile>(path, residency);
   const uint8_t* base = file->data();
   const size_t size = file->size();
   if (size < 8) throw Error(path + " is not a safetensors file: only " + std::to_string(size) + " bytes");
@@ -87,13 +87,14 @@ std::string SafetensorsCollection::prefault() const {
   return prefault_mapped_files(files);
 }
 
-SafetensorsCollection SafetensorsCollection::open_files(const std::vector<std::string>& paths) {
+SafetensorsCollection SafetensorsCollection::open_files(const std::vector<std::string>& paths,
+                                                        FileResidency residency) {
   SafetensorsCollection c;
-  for (const auto& p : paths) c.add_file(p);
+  for (const auto& p : paths) c.add_file(p, residency);
   return c;
 }
 
-SafetensorsCollection SafetensorsCollection::open_directory(const std::string& dir) {
+SafetensorsCollection SafetensorsCollection::open_directory(const std::string& dir, FileResidency residency) {
   const fs::path index_path = fs::path(dir) / "model.safetensors.index.json";
   if (fs::exists(index_path)) {
     std::ifstream in(index_path);
@@ -119,7 +120,7 @@ SafetensorsCollection SafetensorsCollection::open_directory(const std::string& d
       if (!fs::exists(p)) throw Error("shard " + p.string() + " listed in " + index_path.string() + " is missing (incomplete download?)");
       paths.push_back(p.string());
     }
-    SafetensorsCollection c = open_files(paths);
+    SafetensorsCollection c = open_files(paths, residency);
     for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
       auto t = c.tensors_.find(it.key());
       if (t == c.tensors_.end())
@@ -135,7 +136,7 @@ SafetensorsCollection SafetensorsCollection::open_directory(const std::string& d
       if (e.path().extension() == ".safetensors") paths.push_back(e.path().string());
   std::sort(paths.begin(), paths.end());
   if (paths.empty()) throw Error("no *.safetensors weights in " + dir + " (download model*.safetensors from the hub)");
-  return open_files(paths);
+  return open_files(paths, residency);
 }
 
 }  // namespace pg

@@ -1,5 +1,5 @@
 // Reader for safetensors checkpoints (one file, or shards listed in model.safetensors.index.json).
-// Tensors are memory-mapped and handed out as views; nothing is copied.
+// Tensors are memory-mapped (or, on request, copied into memory once) and handed out as views.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -31,16 +31,18 @@ class SafetensorsCollection {
  public:
   // Opens a checkpoint directory: model.safetensors.index.json if present (every shard it names must
   // exist and hold the tensors it claims), else every *.safetensors file in the directory.
-  static SafetensorsCollection open_directory(const std::string& dir);
+  static SafetensorsCollection open_directory(const std::string& dir,
+                                              FileResidency residency = FileResidency::Mapped);
   // Opens the given files (they must not define a tensor twice).
-  static SafetensorsCollection open_files(const std::vector<std::string>& paths);
+  static SafetensorsCollection open_files(const std::vector<std::string>& paths,
+                                          FileResidency residency = FileResidency::Mapped);
 
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   // prefault_mapped_files over every file: empty, or the note saying why it was skipped.
   std::string prefault() const;
 
  private:
-  void add_file(const std::string& path);
+  void add_file(const std::string& path, FileResidency residency);
 
   std::vector<std::unique_ptr<MappedFile>> files_;
   std::map<std::string, TensorView> tensors_;

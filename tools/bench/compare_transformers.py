@@ -251,6 +251,8 @@ def parse_args():
     ap.add_argument("--all", action="store_true",
                     help="every checkpoint (224/448/896, PaliGemma 2, float32) and 1 thread vs --threads")
     ap.add_argument("--lazy-load", action="store_true", help="pass --lazy-load to the engine (no pre-faulting)")
+    ap.add_argument("--no-mmap", action="store_true",
+                    help="pass --no-mmap to the engine (weights copied into newly allocated memory)")
     ap.add_argument("--build", default=os.path.join(REPO, "build"), help="build directory with paligemma and "
                     "pg_memory_bandwidth (default: build)")
     ap.add_argument("--sid-root", default="/opt/sid-ref", help="the reference root")
@@ -262,7 +264,9 @@ def parse_args():
         ap.error("--runs >= 1, --tokens >= 2 and --threads >= 1 are needed")
     if args.model and args.all:
         ap.error("--model measures one checkpoint; --all picks them from --checkpoints")
-    args.engine_flag = ["--lazy-load"] if args.lazy_load else []
+    if args.lazy_load and args.no_mmap:
+        ap.error("--lazy-load and --no-mmap exclude each other")
+    args.engine_flag = ["--lazy-load"] if args.lazy_load else ["--no-mmap"] if args.no_mmap else []
     for tool in ("paligemma", "pg_memory_bandwidth"):
         if not os.access(os.path.join(args.build, tool), os.X_OK):
             ap.error(f"{os.path.join(args.build, tool)} is missing: build it (cmake --build {args.build} "

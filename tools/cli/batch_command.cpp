@@ -358,7 +358,8 @@ int run_batch(int argc, char** argv) {
                    {"--threads", true},
                    {"--no-sliding-window", false},
                    {"--no-final-softcap", false},
-                   {"--f32-activations", false}});
+                   {"--f32-activations", false},
+                   {"--no-mmap", false}});
   if (!args.has("--input")) throw UsageError("batch needs --input REQUESTS.jsonl");
   if (!args.has("--output")) throw UsageError("batch needs --output RESULTS.jsonl");
   const std::string input = args.get("--input"), output = args.get("--output");
@@ -370,6 +371,7 @@ int run_batch(int argc, char** argv) {
   lo.sliding_window = !args.has("--no-sliding-window");
   lo.final_softcap = !args.has("--no-final-softcap");
   lo.reference_rounding = !args.has("--f32-activations");
+  lo.copy_weights = args.has("--no-mmap");
 
   const std::vector<Pending> requests = read_requests(input);
   const std::set<std::string> done_ids = finished_ids(output);

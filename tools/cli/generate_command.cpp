@@ -88,7 +88,7 @@ int run_generate(int argc, char** argv) {
                    {"--overlay", true},
                    {"--beams", true}, {"--length-penalty", true}, {"--temperature", true}, {"--top-k", true},
                    {"--top-p", true}, {"--seed", true}, {"--stop", true}, {"--video", true}, {"--frames", true},
-                   {"--lazy-load", false}, {"--warmup", true}, {"--repeat", true}});
+                   {"--lazy-load", false}, {"--no-mmap", false}, {"--warmup", true}, {"--repeat", true}});
   if (args.all("--image").empty() && !args.has("--video"))
     throw UsageError("generate needs at least one --image FILE (or --video FILE)");
   if (args.has("--video") && !args.all("--image").empty()) throw UsageError("use either --image or --video, not both");
@@ -106,6 +106,8 @@ int run_generate(int argc, char** argv) {
   lo.final_softcap = !args.has("--no-final-softcap");
   lo.reference_rounding = !args.has("--f32-activations");
   lo.lazy_load = args.has("--lazy-load");
+  lo.copy_weights = args.has("--no-mmap");
+  if (lo.lazy_load && lo.copy_weights) throw UsageError("use either --lazy-load or --no-mmap, not both");
   const int64_t warmup_runs = args.get_int("--warmup", 0, 0, 1000);
   const int64_t measured_runs = args.get_int("--repeat", 1, 1, 1000);
 
