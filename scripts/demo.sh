@@ -4,7 +4,9 @@
 # an overlay picture with the boxes and masks of its segmentation answers.
 # usage: bash scripts/demo.sh [SCENE_SET_DIR]
 # The scene is the first of a set `tools/synthetic/scenes.py --out DIR` wrote; by default the demo draws its own
-# with a fixed seed (58: a yellow circle, a red triangle and a blue square on light gray) into build/demo-scene.
+# with a fixed seed into build/demo-scene: 198, a red circle, a yellow triangle and a blue square on dark gray, one
+# of the few early seeds whose three shapes differ in kind and colour (so all 18 kinds of question are asked) and
+# stand well apart. The model answers all of them; on fresh scenes it is right on 91 % of captions (README).
 # The overlay goes to build/demo-overlay.png (build/ is git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 SCENES=${1:-build/demo-scene}
 if [ $# -eq 0 ]; then
-  "$PY" tools/synthetic/scenes.py --out "$SCENES" --count 1 --seed 58
+  "$PY" tools/synthetic/scenes.py --out "$SCENES" --count 1 --seed 198
 elif [ ! -f "$SCENES/scenes.jsonl" ]; then
   echo "demo: $SCENES holds no scenes.jsonl (write a set with tools/synthetic/scenes.py --out DIR)" >&2
   exit 1

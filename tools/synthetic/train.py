@@ -243,7 +243,7 @@ def aux_loss(head, features, targets, box_weight_scale):
     return content + box_weight_scale * (box_error * box_weight).sum() / box_weight.sum().clamp(min=1.0)
 
 
-TASK_WEIGHTS = {"caption": 1.0, "count": 0.6, "color": 0.8, "shape": 0.8, "detect": 2.5, "segment": 2.0}
+TASK_WEIGHTS = {"caption": 3.0, "count": 1.0, "color": 0.8, "shape": 0.8, "detect": 2.5, "segment": 2.0}
 
 
 def task_weight(text):
@@ -664,7 +664,7 @@ def main():
     ap.add_argument("--out", required=True, help="model directory to write (e.g. models/synthetic)")
     ap.add_argument("--seed", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--images-per-batch", type=int, default=16)
@@ -691,7 +691,7 @@ def main():
     ap.add_argument("--vision-heads", type=int, default=4)
     ap.add_argument("--text-hidden", type=int, default=128)
     ap.add_argument("--text-mlp", type=int, default=512)
-    ap.add_argument("--text-layers", type=int, default=4)
+    ap.add_argument("--text-layers", type=int, default=6)
     ap.add_argument("--text-heads", type=int, default=4)
     ap.add_argument("--text-kv-heads", type=int, default=2)
     ap.add_argument("--vae-scenes", type=int, default=3000)
