@@ -389,13 +389,17 @@ class Service {
       req.beams = ask.beams;
       req.ignore_eos = ask.ignore_eos;
       req.stop = ask.stop;
-      job->exclusive = [this, req, job] {
+      // The job holds this function, so it refers to the job weakly: a shared reference would be a cycle that
+      // keeps every beam-search job alive forever. The scheduler holds the job while it runs this.
+      job->exclusive = [this, req, weak_job = std::weak_ptr<ServingJob>(job)] {
+        const std::shared_ptr<ServingJob> self = weak_job.lock();
+        if (!self) return;
         try {
           const GenerateResult r = engine_.generate(req);
-          for (int32_t t : r.tokens) job->on_token(t);
-          job->on_done(r.tokens, {}, "");
+          for (int32_t t : r.tokens) self->on_token(t);
+          self->on_done(r.tokens, {}, "");
         } catch (const std::exception& e) {
-          job->on_done({}, {}, e.what());
+          self->on_done({}, {}, e.what());
         }
       };
     } else if (ask.sample) {
