@@ -17,43 +17,37 @@
 
 namespace {
 
-// Bytes of the mapping that starts at `start` that are in this process's page tables ("Rss" in
-// /proc/self/smaps); -1 if the mapping is not listed.
-int64_t resident_bytes(const void* start) {
+// What /proc/self/smaps says of the mapping that starts at `start`: its path column ("" for anonymous memory)
+// and its bytes in this process's page tables ("Rss"); "?" and -1 if no mapping starts there.
+struct Mapping {
+  std::string path = "?";
+  int64_t resident_bytes = -1;
+};
+
+Mapping mapping_at(const void* start) {
   std::ifstream smaps("/proc/self/smaps");
   std::string line;
+  Mapping found;
   bool in_mapping = false;
   while (std::getline(smaps, line)) {
-    unsigned long long begin = 0, end = 0;
-    // A mapping's header line "begin-end perms ..."; its fields follow as "Key: value" lines.
-    if (std::sscanf(line.c_str(), "%llx-%llx ", &begin, &end) == 2) {
+    unsigned long long begin = 0;
+    int path_at = -1;
+    // A mapping's header line "begin-end perms offset dev inode [path]" (%n is reached only on a whole header);
+    // its fields follow as "Key: value" lines.
+    if (std::sscanf(line.c_str(), "%llx-%*x %*s %*s %*s %*s %n", &begin, &path_at) == 1 && path_at >= 0) {
+      if (in_mapping) break;
       in_mapping = begin == reinterpret_cast<uintptr_t>(start);
+      if (in_mapping) found.path = size_t(path_at) < line.size() ? line.substr(size_t(path_at)) : "";
       continue;
     }
     if (in_mapping && line.rfind("Rss:", 0) == 0) {
       std::istringstream fields(line.substr(4));
       int64_t kib = -1;
       fields >> kib;
-      return kib * 1024;
+      found.resident_bytes = kib * 1024;
     }
   }
-  return -1;
-}
-
-// The path column of the /proc/self/maps line of the mapping that starts at `start` ("" for anonymous memory);
-// "?" if no mapping starts there.
-std::string mapping_path(const void* start) {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    unsigned long long begin = 0;
-    int path_at = -1;
-    // "begin-end perms offset dev inode path"
-    if (std::sscanf(line.c_str(), "%llx-%*x %*s %*s %*s %*s %n", &begin, &path_at) == 1 &&
-        begin == reinterpret_cast<uintptr_t>(start))
-      return path_at >= 0 && size_t(path_at) < line.size() ? line.substr(size_t(path_at)) : "";
-  }
-  return "?";
+  return found;
 }
 
 TEST(Prefault, PutsEveryPageOfTheFilesInThePageTables) {
@@ -67,9 +61,9 @@ TEST(Prefault, PutsEveryPageOfTheFilesInThePageTables) {
   {
     pg::MappedFile file(path);
     const size_t page = size_t(sysconf(_SC_PAGESIZE));
-    EXPECT_EQ(resident_bytes(file.data()), 0);  // mapped, never touched
+    EXPECT_EQ(mapping_at(file.data()).resident_bytes, 0);  // mapped, never touched
     EXPECT_EQ(pg::prefault_mapped_files({&file}), "");
-    EXPECT_EQ(resident_bytes(file.data()), int64_t((size + page - 1) / page * page));
+    EXPECT_EQ(mapping_at(file.data()).resident_bytes, int64_t((size + page - 1) / page * page));
     for (size_t i : {size_t(0), size_t(4096), size / 2, size - 1}) EXPECT_EQ(file.data()[i], uint8_t(i * 7 + 3));
   }
 }
@@ -86,9 +80,9 @@ TEST(CopiedFile, HoldsTheFileBytesInAnonymousMemory) {
   const pg::MappedFile copied(path, pg::FileResidency::Copied);
   ASSERT_EQ(copied.size(), bytes.size());
   EXPECT_EQ(std::memcmp(copied.data(), bytes.data(), bytes.size()), 0);
-  EXPECT_EQ(mapping_path(mapped.data()), path);
-  EXPECT_EQ(mapping_path(copied.data()), "");  // not the file's pages
-  EXPECT_EQ(resident_bytes(copied.data()), int64_t((bytes.size() + 4095) / 4096 * 4096));
+  EXPECT_EQ(mapping_at(mapped.data()).path, path);
+  EXPECT_EQ(mapping_at(copied.data()).path, "");  // not the file's pages
+  EXPECT_EQ(mapping_at(copied.data()).resident_bytes, int64_t((bytes.size() + 4095) / 4096 * 4096));
 }
 
 TEST(CopiedFile, EmptyAndMissingFiles) {
