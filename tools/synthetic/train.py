@@ -13,6 +13,7 @@ Stages (all seeded; see tools/synthetic/README.md for sizes, timings and figures
  4. Files, then a greedy evaluation in transformers on fresh scenes of another seed.
 """
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing
@@ -48,6 +49,33 @@ START = time.time()
 
 def log(*parts):
     print(f"[{time.time() - START:7.1f}s]", *parts, flush=True)
+
+
+def native_bf16():
+    """Whether the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX-BF16; Linux's /proc/cpuinfo flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def compute_precision(args):
+    """The forward passes' arithmetic: bfloat16 autocast (float32 master weights) or plain float32. "auto" takes
+    bfloat16 only where the CPU has bfloat16 instructions: there a training step is ~10x faster than in float32,
+    while on an AVX2-only CPU torch emulates bfloat16 and the same step is ~10x slower than in float32 (both
+    measured with this script's --bench; tools/synthetic/README.md)."""
+    if args.precision == "auto":
+        return "bfloat16" if native_bf16() else "float32"
+    return args.precision
+
+
+def forward_precision(args):
+    """A context for a forward pass in the run's precision (set by main from --precision)."""
+    if args.precision == "bfloat16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -135,7 +163,7 @@ def train_vae(args, seed):
     g = torch.Generator().manual_seed(seed)
     for step in range(args.vae_steps):
         batch = crops[torch.randint(len(crops), (args.vae_batch,), generator=g)]
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with forward_precision(args):
             logits, vq_loss, _ = vae(batch)
         loss = F.binary_cross_entropy_with_logits(logits.float(), batch) + vq_loss.float()
         opt.zero_grad()
@@ -430,7 +458,7 @@ def pretrain_vision(model, head, args, seed):
             for group in opt.param_groups:
                 group["lr"] = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.vision_steps)))
             images, targets = batches.next()
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with forward_precision(args):
                 features = model.model.get_image_features(images).pooler_output
             loss = aux_loss(head, features, targets, args.aux_box_weight)
             opt.zero_grad(set_to_none=True)
@@ -475,9 +503,9 @@ def train_model(args, sp, encoder, seed):
             for group in opt.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             pixel_values, image_index, ids, types, attention, labels, aux_targets, tasks = batches.next()
-            # bfloat16 autocast (float32 master weights): ~10x faster than float32 on this CPU (oneDNN's AVX512-BF16
-            # matmuls); the tied output head and the loss stay in float32 so neighbouring loc bins stay distinct.
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            # In bfloat16 (--precision) the tied output head and the loss stay in float32, so neighbouring loc bins
+            # stay distinct.
+            with forward_precision(args):
                 features = model.model.get_image_features(pixel_values).pooler_output
                 hidden = model.model(inputs_embeds=embed(model, None, image_index, ids, features),
                                      attention_mask=attention, token_type_ids=types).last_hidden_state
@@ -664,6 +692,9 @@ def main():
     ap.add_argument("--out", required=True, help="model directory to write (e.g. models/synthetic)")
     ap.add_argument("--seed", type=int, default=6)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--precision", choices=("auto", "bfloat16", "float32"), default="auto",
+                    help="forward passes in bfloat16 autocast or float32 (auto: bfloat16 where the CPU has "
+                         "bfloat16 instructions)")
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -708,6 +739,8 @@ def main():
     args = ap.parse_args()
     args.task_weight = dict(args.task_weight)
     torch.set_num_threads(args.threads)
+    args.precision = compute_precision(args)
+    log(f"forward passes in {args.precision}")
     torch.manual_seed(args.seed)
 
     tmp = args.out.rstrip("/") + ".tmp"
