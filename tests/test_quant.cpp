@@ -184,10 +184,11 @@ class QuantMatmulAtLevel : public ::testing::TestWithParam<QuantMatmulParam> {
     const Isa isa = std::get<0>(GetParam());
     const bool weights_rounded = M > kRowIndependentRows && bf16_x && !power_of_two_scales && (isa == Isa::Avx512Bf16 || isa == Isa::Amx);
     const double relative = weights_rounded ? 0x1p-8 : 1e-5;
-    // Q4_0 decode on the bf16 levels with VNNI quantizes x per 32-block to int8 (step max|x_b| / 127): each
-    // x value moves by at most half a step.
-    const bool x_quantized = t == QuantType::Q4_0 && M <= kRowIndependentRows && (isa == Isa::Avx512Bf16 || isa == Isa::Amx) &&
-                             __builtin_cpu_supports("avx512vnni");
+    // Decode on the avx2 level, and Q4_0 decode on the bf16 levels with VNNI, quantize x per 32-block to int8
+    // (step max|x_b| / 127): each x value moves by at most half a step.
+    const bool x_quantized = M <= kRowIndependentRows &&
+                             (isa == Isa::Avx2 || (t == QuantType::Q4_0 && (isa == Isa::Avx512Bf16 || isa == Isa::Amx) &&
+                                                   __builtin_cpu_supports("avx512vnni")));
     std::vector<float> row(static_cast<size_t>(K));
     for (int64_t n = 0; n < N; ++n) {
       dequantize_row(w.view.row(n), K, t, row.data());
@@ -226,6 +227,23 @@ TEST_P(QuantMatmulAtLevel, Bf16ExactActivations) {
 
 TEST_P(QuantMatmulAtLevel, Bf16ExactWeightsAreMultipliedExactly) {
   for (const auto& s : kShapes) compare(s[0], s[1], s[2], true, true, true);
+}
+
+// A NaN in x reaches every output it meets, also where a level quantizes x (the maximum instructions drop a
+// NaN operand, so the quantizer has to carry it on its own).
+TEST_P(QuantMatmulAtLevel, NanInXReachesTheOutputs) {
+  const int64_t N = 5, K = 96;
+  const QuantizedMatrix w = random_quantized(N, K, std::get<1>(GetParam()), 8, true);
+  for (int64_t M : {int64_t{1}, int64_t{3}, int64_t{20}}) {
+    std::vector<float> x = random_values(size_t(M * K), 9);
+    x[size_t((M - 1) * K + 40)] = NAN;  // block 1 of the last row
+    std::vector<float> y(size_t(M * N), 0.f);
+    quant_matmul(x.data(), M, w.view, nullptr, y.data());
+    for (int64_t n = 0; n < N; ++n) {
+      EXPECT_TRUE(std::isnan(y[size_t((M - 1) * N + n)])) << "M=" << M << " n=" << n;
+      for (int64_t m = 0; m + 1 < M; ++m) EXPECT_FALSE(std::isnan(y[size_t(m * N + n)])) << "M=" << M << " m=" << m;
+    }
+  }
 }
 
 // Batched decode (up to kRowIndependentRows rows): each row bit for bit as that row's product alone.
@@ -449,10 +467,10 @@ class QuantizedModelMatchesDequantized : public ::testing::TestWithParam<std::tu
 
 TEST_P(QuantizedModelMatchesDequantized, Logits) {
   const auto& [model_name, type] = GetParam();
-  // The best level whose decode keeps x exact (the bf16 levels quantize x for Q4_0 with VNNI).
+  // The best level whose decode keeps x exact (avx2 quantizes x, and the bf16 levels do for Q4_0 with VNNI).
   const test::RestoreActiveIsa restore;
   const Isa saved = active_isa();
-  for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::Scalar})
+  for (Isa isa : {Isa::Avx512, Isa::Scalar})
     if (isa_supported(isa) && isa <= saved) {
       set_active_isa(isa);
       break;
@@ -498,7 +516,10 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, QuantizedModelMatchesDequantized,
 // error (at most half a step of max|w| / 127 per block) is of the size of bf16's own rounding, so its
 // next-token distributions must stay within 1e-3 nats (measured: 1.1e-4 and 1.4e-4), and its argmax may
 // differ only where the original's top two logits are within two bf16 spacings (0.031 at the fixtures'
-// logit sizes of 4-8; a difference of 0.05 or more must be kept). Q4_0's step is 16 times coarser: mean KL
+// logit sizes of 4-8; a difference of 0.05 or more must be kept). The avx2 level also rounds x to int8 per
+// 32-block, an error bounded like the weights' (half a step of max|x| / 127), so there the two bounds add
+// up: a margin of 0.1 or more must be kept (measured on avx2: mean KL 2.9e-4 and 1.9e-4, one flip at a
+// margin of 0.077). Q4_0's step is 16 times coarser: mean KL
 // below 0.1 and top-1 at least 50 % (measured 0.023-0.055 and 61-88 %); a kernel or layout error gives
 // unrelated distributions (KL of several nats).
 class QuantizedAgreement : public ::testing::TestWithParam<std::tuple<std::string, QuantType>> {};
@@ -524,9 +545,10 @@ TEST_P(QuantizedAgreement, AgainstOriginal) {
   }
   if (type == QuantType::Q8_0) {
     EXPECT_LT(all.mean_kl(), 1e-3);
+    const double kept_margin = active_isa() == Isa::Avx2 ? 0.1 : 0.05;
     for (const AgreementStep& s : all.steps) {
       if (s.candidate_token != s.reference_token) {
-        EXPECT_LT(s.reference_margin, 0.05) << "kl " << s.kl;
+        EXPECT_LT(s.reference_margin, kept_margin) << "kl " << s.kl;
       }
     }
   } else {

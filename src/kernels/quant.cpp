@@ -150,6 +150,16 @@ void q4_gemv_vnni(const float* x, int64_t M, const QuantMatrix& W, const float* 
                                      offsets.data() + m * blocks * 8);
   avx512vnni::q4_gemv_rows(q.data(), scales.data(), offsets.data(), M, W.cols, W, bias, y);
 }
+
+// Decode on the avx2 level: x quantized per block to int8 once per product, then vpmaddubsw (quant_avx2.cpp).
+void quant_gemv_avx2(const float* x, int64_t M, const QuantMatrix& W, const float* bias, float* y) {
+  const int64_t blocks = W.cols / kQuantBlock;
+  std::vector<int8_t> q(static_cast<size_t>(M * W.cols));
+  std::vector<float> scales(static_cast<size_t>(M * blocks));
+  for (int64_t m = 0; m < M; ++m)
+    avx2::quantize_activations(x + m * W.cols, blocks, q.data() + m * W.cols, scales.data() + m * blocks);
+  avx2::quant_gemv_int8(q.data(), scales.data(), M, W, bias, y);
+}
 #endif
 
 }  // namespace
@@ -214,7 +224,7 @@ void quant_gemv(const float* x, int64_t M, const QuantMatrix& W, const float* bi
       if (W.type == QuantType::Q4_0 && cpu_has_vnni()) return q4_gemv_vnni(x, M, W, bias, y);
       return avx512::quant_gemv(x, M, W, bias, y);
     case Isa::Avx512: return avx512::quant_gemv(x, M, W, bias, y);
-    case Isa::Avx2: return avx2::quant_gemv(x, M, W, bias, y);
+    case Isa::Avx2: return quant_gemv_avx2(x, M, W, bias, y);
     case Isa::Scalar: break;
   }
 #endif

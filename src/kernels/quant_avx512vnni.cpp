@@ -43,7 +43,9 @@ void quantize_activations(const float* x, int64_t blocks, int8_t* q, float* scal
   for (int64_t b = 0; b < blocks; ++b) {
     const __m512 lo = _mm512_loadu_ps(x + b * kBlock), hi = _mm512_loadu_ps(x + b * kBlock + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
-    const float d = amax / 127.f;
+    // vmaxps drops a NaN operand; a NaN scale keeps it, so a NaN in x gives NaN outputs as with float x.
+    const bool nan = (_mm512_cmp_ps_mask(lo, lo, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(hi, hi, _CMP_UNORD_Q)) != 0;
+    const float d = nan ? __builtin_nanf("") : amax / 127.f;
     const __m512 inv = _mm512_set1_ps(d != 0.f ? 1.f / d : 0.f);
     // Nearest, ties to even (as ggml's AVX quantize_row_q8_0 rounds x).
     auto to_int = [&](__m512 v) { return _mm512_cvtps_epi32(_mm512_mul_ps(v, inv)); };

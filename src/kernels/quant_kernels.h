@@ -24,9 +24,12 @@ inline void for_each_weight_row(const QuantMatrix& W, int64_t row_bytes, RowFn&&
 }
 
 namespace avx2 {
-// y[m, n] = Σ_b d_nb · Σ_j q_nbj · x[m, 32 b + j] (+ bias[n]) for m < M <= 4; x rows are W.cols apart,
-// y rows W.rows apart. Multithreaded over chunks of weight rows.
-void quant_gemv(const float* x, int64_t M, const QuantMatrix& W, const float* bias, float* y);
+// x [blocks * 32] -> q [blocks * 32] int8 and d [blocks]: d_b = max|x_b| / 127 (NaN when the block holds a
+// NaN), q = x / d_b to nearest even.
+void quantize_activations(const float* x, int64_t blocks, int8_t* q, float* d);
+// y[m, n] = Σ_b d_nb · d_mb · Σ_j w_nbj · q_m,32b+j (+ bias[n]) for m < M <= 4: M rows of quantized x (rows
+// W.cols values apart, their d W.cols / 32 apart), y rows W.rows apart. Multithreaded over chunks of weight rows.
+void quant_gemv_int8(const int8_t* q, const float* d, int64_t M, const QuantMatrix& W, const float* bias, float* y);
 // Rows [r0, r0 + count) of W as float32, row-major [count, W.cols].
 void dequantize_rows_f32(const QuantMatrix& W, int64_t r0, int64_t count, float* dst);
 }  // namespace avx2
@@ -42,7 +45,8 @@ void dequantize_rows_bf16(const QuantMatrix& W, int64_t r0, int64_t count, uint1
 // with VNNI (all of them so far).
 namespace avx512vnni {
 // x [blocks * 32] -> q [blocks * 32] int8, scales [blocks * 8] (each block's d_x 8 times, one per
-// vpdpbusd lane), offsets [blocks * 8]: 8 times the sum of each group of 4 consecutive q.
+// vpdpbusd lane; NaN when the block holds a NaN), offsets [blocks * 8]: 8 times the sum of each group of 4
+// consecutive q.
 void quantize_activations(const float* x, int64_t blocks, int8_t* q, float* scales, int32_t* offsets);
 // y[m, n] = Σ_b d_nb · d_x,mb · Σ_j (nibble_nbj - 8) · q_mbj (+ bias[n]) for M rows of quantized x (q rows
 // ldq apart; scales and offsets of row m at m * blocks * 8). Multithreaded over rows of W.
