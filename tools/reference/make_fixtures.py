@@ -163,11 +163,7 @@ def train_tokenizer(out_dir, vocab_base, seed):
             lines += [ln for ln in f.read().splitlines() if ln.strip()]
     lines += EXTRA_LINES * 3
     model = torch_parts.train_bpe_tokenizer(lines, vocab_base + len(LOC_SEG), LOC_SEG, seed_for(seed, "spm"))
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "tokenizer.model")
-    with open(path, "wb") as f:
-        f.write(model)
-    return path
+    return torch_parts.write_tokenizer(model, out_dir)
 
 
 def load_hf_tokenizer(tok_dir):

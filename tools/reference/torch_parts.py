@@ -2,6 +2,7 @@
 the fixtures' tokenizer and mask decoder and the shipped model's are built the same way.
 Needs sentencepiece and torch (the Debian sid reference root)."""
 import io
+import os
 
 import sentencepiece as spm
 from torch import nn
@@ -33,6 +34,15 @@ def train_bpe_tokenizer(sentences, vocab_size, user_defined_symbols, seed, hard_
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_writer=buf, **options)
     return buf.getvalue()
+
+
+def write_tokenizer(model, out_dir):
+    """Writes train_bpe_tokenizer's bytes as out_dir/tokenizer.model (creating out_dir); returns the path."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "tokenizer.model")
+    with open(path, "wb") as f:
+        f.write(model)
+    return path
 
 
 class ResBlock(nn.Module):

@@ -100,11 +100,7 @@ def train_tokenizer(out_dir, seed):
     """BPE over the task language; <image>, loc and seg pieces are user-defined symbols (one id each)."""
     model = torch_parts.train_bpe_tokenizer(task_sentences(seed, 400), 1536, ["<image>"] + LOC_PIECES + SEG_PIECES,
                                             seed, hard_vocab_limit=False)
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "tokenizer.model")
-    with open(path, "wb") as f:
-        f.write(model)
-    return path
+    return torch_parts.write_tokenizer(model, out_dir)
 
 
 # ------------------------------------------------------------------------------------------------------------------
