@@ -15,36 +15,11 @@ constexpr int64_t kPrefetchBytes = 4096;  // hardware prefetchers stop at page b
 
 int64_t block_bytes(QuantType t) { return t == QuantType::Q8_0 ? 34 : 18; }
 
-__m256 scale_of(const uint8_t* block) {
+// The block's float16 scale d.
+float block_scale(const uint8_t* block) {
   uint16_t h;
   __builtin_memcpy(&h, block, 2);
-  return _mm256_set1_ps(_cvtsh_ss(h));
-}
-
-// The block's 32 weights without the scale, as four vectors of float32 integers (q[8 v .. 8 v + 7]).
-template <QuantType T>
-void block_integers(const uint8_t* block, __m256 q[4]) {
-  __m128i first, second;  // q[0..15], q[16..31] as int8
-  if constexpr (T == QuantType::Q8_0) {
-    first = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
-    second = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 18));
-  } else {
-    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
-    const __m128i nibble = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
-    first = _mm_sub_epi8(_mm_and_si128(bytes, nibble), eight);
-    second = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(bytes, 4), nibble), eight);
-  }
-  q[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(first));
-  q[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(first, 8)));
-  q[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(second));
-  q[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(second, 8)));
-}
-
-float horizontal_sum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
+  return _cvtsh_ss(h);
 }
 
 // The block's 32 weights without the scale as signed bytes, in order (Q4_0: nibble - 8).
@@ -61,6 +36,24 @@ __m256i block_bytes_s8(const uint8_t* block) {
   }
 }
 
+// The block's 32 weights without the scale, as four vectors of float32 integers (q[8 v .. 8 v + 7]).
+template <QuantType T>
+void block_integers(const uint8_t* block, __m256 q[4]) {
+  const __m256i bytes = block_bytes_s8<T>(block);
+  const __m128i first = _mm256_castsi256_si128(bytes), second = _mm256_extracti128_si256(bytes, 1);
+  q[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(first));
+  q[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(first, 8)));
+  q[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(second));
+  q[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(second, 8)));
+}
+
+float horizontal_sum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
 // out[m] = Σ_b d_b · d_x,mb · Σ_j w_bj · q_mbj for one weight row. vpmaddubsw multiplies unsigned by signed
 // bytes, so |w| (as unsigned: -128 becomes 128) meets q with w's sign (vpsignb; zero where w is zero); a pair sum
 // is at most 2 · 128 · 127 < 2^15, so it never saturates. Even and odd blocks accumulate apart.
@@ -74,9 +67,7 @@ void gemv_row(const uint8_t* row, int64_t blocks, const int8_t* q, const float* 
     const uint8_t* block = row + b * kBytes;
     const __m256i w = block_bytes_s8<T>(block);
     const __m256i magnitude = _mm256_sign_epi8(w, w);
-    uint16_t h;
-    __builtin_memcpy(&h, block, 2);
-    const float d = _cvtsh_ss(h);
+    const float d = block_scale(block);
     for (int m = 0; m < MM; ++m) {
       const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + m * ldq + b * kBlock));
       const __m256i pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(xq, w));
@@ -125,7 +116,7 @@ void dequantize(const QuantMatrix& W, int64_t r0, int64_t count, float* dst) {
     const uint8_t* block = base + i * bytes;
     __m256 q[4];
     block_integers<T>(block, q);
-    const __m256 d = scale_of(block);
+    const __m256 d = _mm256_set1_ps(block_scale(block));
     for (int v = 0; v < 4; ++v) _mm256_storeu_ps(dst + i * kBlock + 8 * v, _mm256_mul_ps(d, q[v]));
   }
 }
