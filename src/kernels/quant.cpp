@@ -151,14 +151,25 @@ void q4_gemv_vnni(const float* x, int64_t M, const QuantMatrix& W, const float* 
   avx512vnni::q4_gemv_rows(q.data(), scales.data(), offsets.data(), M, W.cols, W, bias, y);
 }
 
-// Decode on the avx2 level: x quantized per block to int8 once per product, then vpmaddubsw (quant_avx2.cpp).
+// Decode on the avx2 level: x quantized per block to int8 once per product, then vpmaddubsw (quant_avx2.cpp);
+// for Q4_0 in the pair layout its kernel reads.
 void quant_gemv_avx2(const float* x, int64_t M, const QuantMatrix& W, const float* bias, float* y) {
   const int64_t blocks = W.cols / kQuantBlock;
-  std::vector<int8_t> q(static_cast<size_t>(M * W.cols));
-  std::vector<float> scales(static_cast<size_t>(M * blocks));
+  if (W.type == QuantType::Q8_0) {
+    std::vector<int8_t> q(static_cast<size_t>(M * W.cols));
+    std::vector<float> scales(static_cast<size_t>(M * blocks));
+    for (int64_t m = 0; m < M; ++m)
+      avx2::quantize_activations(x + m * W.cols, blocks, q.data() + m * W.cols, scales.data() + m * blocks);
+    return avx2::q8_gemv_int8(q.data(), scales.data(), M, W, bias, y);
+  }
+  const int64_t pairs = (blocks + 1) / 2;
+  std::vector<int8_t> q(static_cast<size_t>(M * pairs * 64));
+  std::vector<float> scales(static_cast<size_t>(M * pairs * 8));
+  std::vector<int32_t> offsets(static_cast<size_t>(M * pairs * 8));
   for (int64_t m = 0; m < M; ++m)
-    avx2::quantize_activations(x + m * W.cols, blocks, q.data() + m * W.cols, scales.data() + m * blocks);
-  avx2::quant_gemv_int8(q.data(), scales.data(), M, W, bias, y);
+    avx2::quantize_activations_q4_pairs(x + m * W.cols, blocks, q.data() + m * pairs * 64,
+                                        scales.data() + m * pairs * 8, offsets.data() + m * pairs * 8);
+  avx2::q4_gemv_pairs(q.data(), scales.data(), offsets.data(), M, W, bias, y);
 }
 #endif
 

@@ -27,9 +27,19 @@ namespace avx2 {
 // x [blocks * 32] -> q [blocks * 32] int8 and d [blocks]: d_b = max|x_b| / 127 (NaN when the block holds a
 // NaN), q = x / d_b to nearest even.
 void quantize_activations(const float* x, int64_t blocks, int8_t* q, float* d);
-// y[m, n] = Σ_b d_nb · d_mb · Σ_j w_nbj · q_m,32b+j (+ bias[n]) for m < M <= 4: M rows of quantized x (rows
-// W.cols values apart, their d W.cols / 32 apart), y rows W.rows apart. Multithreaded over chunks of weight rows.
-void quant_gemv_int8(const int8_t* q, const float* d, int64_t M, const QuantMatrix& W, const float* bias, float* y);
+// Q8_0 W: y[m, n] = Σ_b d_nb · d_mb · Σ_j w_nbj · q_m,32b+j (+ bias[n]) for m < M <= 4: M rows of quantized x
+// (rows W.cols values apart, their d W.cols / 32 apart), y rows W.rows apart. Multithreaded over chunks of
+// weight rows.
+void q8_gemv_int8(const int8_t* q, const float* d, int64_t M, const QuantMatrix& W, const float* bias, float* y);
+// x [blocks * 32] in pairs of blocks (A, B) = (2p, 2p + 1), the layout q4_gemv_pairs reads; an odd last block
+// pairs with zeros. Per pair p: q[64 p ..] = A's int8 values 0-15, B's 0-15, A's 16-31, B's 16-31 (as
+// quantize_activations rounds them); dx[8 p ..] = d_A × 4, d_B × 4; offsets[8 p ..] = 8 × (lane k: the sum of
+// the values that int32 lane k of a pair's products holds). Arrays of (blocks + 1) / 2 pairs.
+void quantize_activations_q4_pairs(const float* x, int64_t blocks, int8_t* q, float* dx, int32_t* offsets);
+// Q4_0 W: as q8_gemv_int8, for M <= 4 rows of x in quantize_activations_q4_pairs' layout, row m's arrays
+// (W.cols / 32 + 1) / 2 pairs apart.
+void q4_gemv_pairs(const int8_t* q, const float* dx, const int32_t* offsets, int64_t M, const QuantMatrix& W,
+                   const float* bias, float* y);
 // Rows [r0, r0 + count) of W as float32, row-major [count, W.cols].
 void dequantize_rows_f32(const QuantMatrix& W, int64_t r0, int64_t count, float* dst);
 }  // namespace avx2
