@@ -6,6 +6,8 @@
 // As in simd_generic.h, nothing here may call an inline function of another header.
 #include <immintrin.h>
 
+#include <type_traits>
+
 #include "kernels/quant_kernels.h"
 
 namespace pg::avx2 {
@@ -156,7 +158,7 @@ void q4_gemv_row(const uint8_t* row, int64_t blocks, const int8_t* q, const floa
 template <int MM>
 void q4_gemv(const int8_t* q, const float* dx, const int32_t* offsets, const QuantMatrix& W, const float* bias,
              float* y) {
-  const int64_t blocks = W.cols / kBlock, row_bytes = blocks * 18, pairs = (blocks + 1) / 2;
+  const int64_t blocks = W.cols / kBlock, row_bytes = blocks * block_bytes(QuantType::Q4_0), pairs = (blocks + 1) / 2;
   const uint8_t* base = static_cast<const uint8_t*>(W.data);
   for_each_weight_row(W, row_bytes, [&](int64_t n) {
     float out[MM];
@@ -175,6 +177,18 @@ void dequantize(const QuantMatrix& W, int64_t r0, int64_t count, float* dst) {
     block_integers<T>(block, q);
     const __m256 d = _mm256_set1_ps(block_scale(block));
     for (int v = 0; v < 4; ++v) _mm256_storeu_ps(dst + i * kBlock + 8 * v, _mm256_mul_ps(d, q[v]));
+  }
+}
+
+// Calls fn(std::integral_constant<int, M>) for M = 1..4 (4 for anything larger): the kernels' row count is a
+// template argument, so their accumulators stay in registers.
+template <class Fn>
+void with_row_count(int64_t M, Fn&& fn) {
+  switch (M) {
+    case 1: return fn(std::integral_constant<int, 1>{});
+    case 2: return fn(std::integral_constant<int, 2>{});
+    case 3: return fn(std::integral_constant<int, 3>{});
+    default: return fn(std::integral_constant<int, 4>{});
   }
 }
 
@@ -231,22 +245,12 @@ void quantize_activations_q4_pairs(const float* x, int64_t blocks, int8_t* q, fl
 
 void q8_gemv_int8(const int8_t* q, const float* dx, int64_t M, const QuantMatrix& W, const float* bias,
                   float* y) {
-  switch (M) {
-    case 1: return q8_gemv<1>(q, dx, W, bias, y);
-    case 2: return q8_gemv<2>(q, dx, W, bias, y);
-    case 3: return q8_gemv<3>(q, dx, W, bias, y);
-    default: return q8_gemv<4>(q, dx, W, bias, y);
-  }
+  with_row_count(M, [&](auto rows) { q8_gemv<rows()>(q, dx, W, bias, y); });
 }
 
 void q4_gemv_pairs(const int8_t* q, const float* dx, const int32_t* offsets, int64_t M, const QuantMatrix& W,
                    const float* bias, float* y) {
-  switch (M) {
-    case 1: return q4_gemv<1>(q, dx, offsets, W, bias, y);
-    case 2: return q4_gemv<2>(q, dx, offsets, W, bias, y);
-    case 3: return q4_gemv<3>(q, dx, offsets, W, bias, y);
-    default: return q4_gemv<4>(q, dx, offsets, W, bias, y);
-  }
+  with_row_count(M, [&](auto rows) { q4_gemv<rows()>(q, dx, offsets, W, bias, y); });
 }
 
 void dequantize_rows_f32(const QuantMatrix& W, int64_t r0, int64_t count, float* dst) {
