@@ -3,14 +3,19 @@ models/synthetic/ (hub layout: config.json, model.safetensors, tokenizer.model, 
 
 Runs inside the Debian sid reference root (transformers 5.12, torch, sentencepiece, Pillow, numpy) on 2 CPU cores:
   flock /tmp/sid-ref.lock ../shared/reference/sid-root.sh /opt/sid-ref run "$PWD" -- \
-      python3 tools/synthetic/train.py --out models/synthetic
+      python3 tools/synthetic/train.py --out build/synthetic-112
+  flock /tmp/sid-ref.lock ../shared/reference/sid-root.sh /opt/sid-ref run "$PWD" -- \
+      python3 tools/synthetic/train.py --out models/synthetic --resume build/synthetic-112 --image-size 140 \
+      --steps 3000 --lr 5e-4 --warmup 100 --seed 7
 
-Stages (all seeded; see tools/synthetic/README.md for sizes, timings and figures):
+Stages of the first run (all seeded; see tools/synthetic/README.md for sizes, timings and figures): (all seeded; see tools/synthetic/README.md for sizes, timings and figures):
  1. SentencePiece tokenizer of the task language with <image>, <loc0000>..<loc1023>, <seg000>..<seg127>.
  2. VQ-VAE on the shapes' 64x64 mask crops: 16x16-patch encoder, big_vision's vae-oid decoder architecture with
     smaller widths, 128-entry codebook; the decoder is saved under vae-oid.npz's keys for the engine.
  3. PaliGemma 2 (SigLIP + projector + Gemma 2), prefix-LM training on a task mix (labels on the suffix only).
  4. Files, then a greedy evaluation in transformers on fresh scenes of another seed.
+The second run (--resume) keeps 1, 2 and the weights, resamples the tower's position embeddings to the larger input,
+and repeats the decoder part of 3, and 4.
 """
 import argparse
 import contextlib
@@ -132,6 +137,17 @@ class MaskVAE(nn.Module):
         codebook_loss = F.mse_loss(q, z.detach())
         q = z + (q - z).detach()  # straight-through
         return self.decoder(q)[:, 0], codebook_loss + 0.25 * commitment, codes
+
+    @classmethod
+    def from_arrays(cls, arrays, args):
+        """The inverse of arrays() (a vae.npz this script wrote, with the same --vae-* sizes)."""
+        vae = cls(args.vae_dim, args.vae_channels, tuple(args.vae_upsample), args.vae_hidden)
+        with torch.no_grad():
+            vae.codebook.copy_(torch.from_numpy(arrays["_vq_vae._embedding"]))
+        for prefix, module in (("decoder.", vae.decoder), ("encoder.", vae.encoder)):
+            module.load_state_dict({k[len(prefix):]: torch.from_numpy(arrays[k])
+                                    for k in arrays if k.startswith(prefix)}, strict=True)
+        return vae
 
     def arrays(self):
         out = {"_vq_vae._embedding": self.codebook.detach().numpy().astype(np.float32)}
@@ -467,26 +483,61 @@ def pretrain_vision(model, head, args, seed):
                 window = []
 
 
-def train_model(args, sp, encoder, seed):
+def new_model(args, sp, encoder, seed):
+    """A freshly initialised model whose tower and projector are pre-trained on the per-patch loss; returns the
+    model and the training-only per-patch head."""
     torch.manual_seed(seed)
     vocab = sp.get_piece_size()
-    cfg = build_config(args, vocab)
-    model = PaliGemmaForConditionalGeneration(cfg)
-    loc0 = sp.piece_to_id("<loc0000>")
-    smooth_loc_embeddings(model, loc0, seed)
+    model = PaliGemmaForConditionalGeneration(build_config(args, vocab))
+    smooth_loc_embeddings(model, sp.piece_to_id("<loc0000>"), seed)
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params / 1e6:.2f}M parameters, vocab {vocab}")
     log(f"projector scaled by {match_image_scale(model, Batches(sp, encoder, args, seed + 1)):.2f}")
     head = nn.Sequential(nn.LayerNorm(args.text_hidden), nn.Linear(args.text_hidden, N_AUX_CLASSES + 4))
     pretrain_vision(model, head, args, seed)
-    params = list(model.named_parameters()) + list(head.named_parameters())
+    return model, head
+
+
+def resampled_position_embeddings(table, grid):
+    """A tower's learnt position embeddings [old_grid**2, D] resized bicubically to grid x grid (what big_vision's
+    resample_posemb does when PaliGemma moves from 224 to 448 px)."""
+    old_grid = math.isqrt(table.shape[0])
+    square = table.reshape(1, old_grid, old_grid, -1).permute(0, 3, 1, 2)
+    resized = F.interpolate(square, size=(grid, grid), mode="bicubic", align_corners=False)
+    return resized.permute(0, 2, 3, 1).reshape(grid * grid, -1)
+
+
+def resumed_model(args, sp, directory):
+    """The model in `directory` (this script's output) rebuilt at --image-size: every weight kept, the position
+    embeddings resampled to the new patch grid. The architecture flags must describe the saved model (a mismatch
+    fails the strict load)."""
+    saved = PaliGemmaForConditionalGeneration.from_pretrained(directory, attn_implementation="eager")
+    state = saved.state_dict()
+    key = "model.vision_tower.embeddings.position_embedding.weight"
+    grid = args.image_size // args.patch_size
+    if state[key].shape[0] != grid * grid:
+        log(f"position embeddings resampled from {math.isqrt(state[key].shape[0])}^2 to {grid}^2 patches")
+        state[key] = resampled_position_embeddings(state[key], grid)
+    model = PaliGemmaForConditionalGeneration(build_config(args, sp.get_piece_size()))
+    model.load_state_dict(state, strict=True)
+    model.train()
+    return model
+
+
+def train_decoder(model, head, args, sp, encoder, seed):
+    """The decoder stage: the whole model on the task mix, plus the per-patch loss through `head` when there is one
+    (a resumed model has none: the head is not saved)."""
+    loc0 = sp.piece_to_id("<loc0000>")
+    params = list(model.named_parameters()) + (list(head.named_parameters()) if head is not None else [])
     # The pre-trained tower moves slower than the decoder (lr_scale), so the decoder's early, noisy gradients
     # do not undo what the per-patch loss taught it.
-    tower = {id(p) for m in (model.model.vision_tower, model.model.multi_modal_projector, head) for p in m.parameters()}
+    tower_modules = (model.model.vision_tower, model.model.multi_modal_projector) + ((head,) if head is not None else ())
+    tower = {id(p) for m in tower_modules for p in m.parameters()}
+    tower_trained = args.vision_steps > 0 or args.resume is not None
     groups = [{"params": [p for n, p in params if (p.dim() >= 2) == matrix and (id(p) in tower) == in_tower],
                "weight_decay": 0.01 if matrix else 0.0,
-               "lr_scale": args.vision_lr_scale if in_tower and args.vision_steps > 0 else 1.0}
+               "lr_scale": args.vision_lr_scale if in_tower and tower_trained else 1.0}
               for matrix in (True, False) for in_tower in (True, False)]
     groups = [g for g in groups if g["params"]]
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98))
@@ -507,7 +558,7 @@ def train_model(args, sp, encoder, seed):
                                      attention_mask=attention, token_type_ids=types).last_hidden_state
             lm_loss, (token_accuracy, loc_error, captions_right) = loss_fn(
                 model, hidden.float(), labels, loc0, args.loc_sigma, torch.tensor([t == "caption" for t in tasks]))
-            patch_loss = aux_loss(head, features, aux_targets, args.aux_box_weight)
+            patch_loss = aux_loss(head, features, aux_targets, args.aux_box_weight) if head is not None else torch.zeros(())
             loss = lm_loss + args.aux_weight * patch_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -732,6 +783,9 @@ def main():
     ap.add_argument("--eval-seed", type=int, default=1006)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--bench", action="store_true", help="time 5 training steps and stop (no files)")
+    ap.add_argument("--resume", metavar="DIR",
+                    help="continue training the model DIR wrote (its tokenizer and VAE kept, no vision pre-training), "
+                         "at --image-size (position embeddings resampled), e.g. PaliGemma's resolution increase")
     args = ap.parse_args()
     args.task_weight = dict(args.task_weight)
     torch.set_num_threads(args.threads)
@@ -744,23 +798,38 @@ def main():
         if os.path.isdir(d):
             shutil.rmtree(d)
     os.makedirs(tmp)
-    tok_path = train_tokenizer(tmp + "-tokenizer", args.seed)
+    if args.resume:
+        tok_path = os.path.join(tmp + "-tokenizer", "tokenizer.model")
+        os.makedirs(os.path.dirname(tok_path))
+        shutil.copyfile(os.path.join(args.resume, "tokenizer.model"), tok_path)
+    else:
+        tok_path = train_tokenizer(tmp + "-tokenizer", args.seed)
     sp = spm.SentencePieceProcessor(model_file=tok_path)
     assert sp.piece_to_id("<image>") == IMAGE_ID, f"the config's image_token_index assumes <image> is {IMAGE_ID}"
     log(f"tokenizer: {sp.get_piece_size()} pieces, <loc0000>={sp.piece_to_id('<loc0000>')}, "
         f"<seg000>={sp.piece_to_id('<seg000>')}")
 
-    vae = train_vae(args, args.seed)
+    if args.resume:
+        shutil.copyfile(os.path.join(args.resume, "vae.npz"), os.path.join(tmp, "vae.npz"))
+        with np.load(os.path.join(tmp, "vae.npz")) as arrays:
+            vae = MaskVAE.from_arrays(arrays, args)
+    else:
+        vae = train_vae(args, args.seed)
+        np.savez_compressed(os.path.join(tmp, "vae.npz"), **vae.arrays())
     crops = mask_crops(args.eval_seed, 300)
     iou, used = vae_check(vae, crops)
     log(f"VAE: reconstruction mIoU {iou:.4f} on {len(crops)} fresh crops, {used} codes used")
-    np.savez_compressed(os.path.join(tmp, "vae.npz"), **vae.arrays())
     encoder = scenes.MaskEncoder.load(os.path.join(tmp, "vae.npz"))
 
     if args.bench:
         args.steps = 5
         args.log_every = 1
-    model = train_model(args, sp, encoder, args.seed)
+    if args.resume:
+        model, head = resumed_model(args, sp, args.resume), None
+        log(f"resumed {args.resume} at {args.image_size} px")
+    else:
+        model, head = new_model(args, sp, encoder, args.seed)
+    train_decoder(model, head, args, sp, encoder, args.seed)
     if args.bench:
         return
     save_model(model, tok_path, tmp, args.image_size, (args.image_size // args.patch_size) ** 2)
