@@ -8,7 +8,7 @@ Runs inside the Debian sid reference root (transformers 5.12, torch, sentencepie
       python3 tools/synthetic/train.py --out models/synthetic --resume build/synthetic-112 --image-size 140 \
       --steps 3000 --lr 5e-4 --warmup 100 --seed 7
 
-Stages of the first run (all seeded; see tools/synthetic/README.md for sizes, timings and figures): (all seeded; see tools/synthetic/README.md for sizes, timings and figures):
+Stages of the first run (all seeded; see tools/synthetic/README.md for sizes, timings and figures):
  1. SentencePiece tokenizer of the task language with <image>, <loc0000>..<loc1023>, <seg000>..<seg127>.
  2. VQ-VAE on the shapes' 64x64 mask crops: 16x16-patch encoder, big_vision's vae-oid decoder architecture with
     smaller widths, 128-entry codebook; the decoder is saved under vae-oid.npz's keys for the engine.
