@@ -529,11 +529,12 @@ def train_decoder(model, head, args, sp, encoder, seed):
     """The decoder stage: the whole model on the task mix, plus the per-patch loss through `head` when there is one
     (a resumed model has none: the head is not saved)."""
     loc0 = sp.piece_to_id("<loc0000>")
-    params = list(model.named_parameters()) + (list(head.named_parameters()) if head is not None else [])
+    heads = (head,) if head is not None else ()
+    params = list(model.named_parameters()) + [named for h in heads for named in h.named_parameters()]
     # The pre-trained tower moves slower than the decoder (lr_scale), so the decoder's early, noisy gradients
     # do not undo what the per-patch loss taught it.
-    tower_modules = (model.model.vision_tower, model.model.multi_modal_projector) + ((head,) if head is not None else ())
-    tower = {id(p) for m in tower_modules for p in m.parameters()}
+    tower = {id(p) for m in (model.model.vision_tower, model.model.multi_modal_projector, *heads)
+             for p in m.parameters()}
     tower_trained = args.vision_steps > 0 or args.resume is not None
     groups = [{"params": [p for n, p in params if (p.dim() >= 2) == matrix and (id(p) in tower) == in_tower],
                "weight_decay": 0.01 if matrix else 0.0,
@@ -558,7 +559,8 @@ def train_decoder(model, head, args, sp, encoder, seed):
                                      attention_mask=attention, token_type_ids=types).last_hidden_state
             lm_loss, (token_accuracy, loc_error, captions_right) = loss_fn(
                 model, hidden.float(), labels, loc0, args.loc_sigma, torch.tensor([t == "caption" for t in tasks]))
-            patch_loss = aux_loss(head, features, aux_targets, args.aux_box_weight) if head is not None else torch.zeros(())
+            patch_loss = (aux_loss(head, features, aux_targets, args.aux_box_weight) if head is not None
+                          else torch.zeros(()))
             loss = lm_loss + args.aux_weight * patch_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
