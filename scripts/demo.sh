@@ -6,7 +6,7 @@
 # The scene is the first of a set `tools/synthetic/scenes.py --out DIR` wrote; by default the demo draws its own
 # with a fixed seed into build/demo-scene: 198, a red circle, a yellow triangle and a blue square on dark gray, one
 # of the few early seeds whose three shapes differ in kind and colour (so all 18 kinds of question are asked) and
-# stand well apart. The model answers all of them; on fresh scenes it is right on 94 % of captions (README).
+# stand well apart. The model answers all of them; on fresh scenes it is right on 95-96 % of captions (README).
 # The overlay goes to build/demo-overlay.png (build/ is git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
