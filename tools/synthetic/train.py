@@ -305,6 +305,17 @@ def task_weight(text):
         raise argparse.ArgumentTypeError(f"{text!r}: the weight is not a number") from None
 
 
+def share(text):
+    """--near-tie-share P: a probability"""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 class Prefetched:
     """Calls draw() over and over in a second process, `depth` results ahead, while this process trains on the
     current one: drawing scenes, masks and pixels is numpy/Pillow work that one training thread would otherwise
@@ -786,8 +797,9 @@ def main():
                     help="weight of the per-patch box error next to the per-patch content loss")
     ap.add_argument("--vision-lr-scale", type=float, default=0.3,
                     help="learning-rate factor of the pre-trained tower during the decoder stage")
-    ap.add_argument("--near-tie-share", type=float, default=0.0,
-                    help="share of training scenes drawn with two shapes' centres less than 5 %% of the width apart")
+    ap.add_argument("--near-tie-share", type=share, default=0.0,
+                    help=f"share (0 to 1) of training scenes redrawn until two shapes' centres are less than "
+                         f"{NEAR_TIE_GAP * 100:g} %% of the width apart")
     ap.add_argument("--loc-sigma", type=float, default=1.0, help="width of the loc targets, in bins")
     ap.add_argument("--image-size", type=int, default=112)
     ap.add_argument("--patch-size", type=int, default=14)
