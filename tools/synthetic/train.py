@@ -871,6 +871,8 @@ def main():
         model, head = new_model(args, sp, encoder, args.seed)
     train_decoder(model, head, args, sp, encoder, args.seed)
     if args.bench:
+        for d in (tmp, tmp + "-tokenizer"):
+            shutil.rmtree(d)
         return
     save_model(model, tok_path, tmp, args.image_size, (args.image_size // args.patch_size) ** 2)
     if os.path.isdir(args.out):
