@@ -834,16 +834,17 @@ def main():
     torch.manual_seed(args.seed)
 
     tmp = args.out.rstrip("/") + ".tmp"
-    for d in (tmp, tmp + "-tokenizer"):
+    tok_dir = tmp + "-tokenizer"
+    for d in (tmp, tok_dir):
         if os.path.isdir(d):
             shutil.rmtree(d)
     os.makedirs(tmp)
     if args.resume:
-        tok_path = os.path.join(tmp + "-tokenizer", "tokenizer.model")
+        tok_path = os.path.join(tok_dir, "tokenizer.model")
         os.makedirs(os.path.dirname(tok_path))
         shutil.copyfile(os.path.join(args.resume, "tokenizer.model"), tok_path)
     else:
-        tok_path = train_tokenizer(tmp + "-tokenizer", args.seed)
+        tok_path = train_tokenizer(tok_dir, args.seed)
     sp = spm.SentencePieceProcessor(model_file=tok_path)
     assert sp.piece_to_id("<image>") == IMAGE_ID, f"the config's image_token_index assumes <image> is {IMAGE_ID}"
     log(f"tokenizer: {sp.get_piece_size()} pieces, <loc0000>={sp.piece_to_id('<loc0000>')}, "
@@ -871,14 +872,14 @@ def main():
         model, head = new_model(args, sp, encoder, args.seed)
     train_decoder(model, head, args, sp, encoder, args.seed)
     if args.bench:
-        for d in (tmp, tmp + "-tokenizer"):
+        for d in (tmp, tok_dir):
             shutil.rmtree(d)
         return
     save_model(model, tok_path, tmp, args.image_size, (args.image_size // args.patch_size) ** 2)
     if os.path.isdir(args.out):
         shutil.rmtree(args.out)
     os.rename(tmp, args.out)
-    shutil.rmtree(tmp + "-tokenizer")
+    shutil.rmtree(tok_dir)
     log(f"wrote {args.out}: " + ", ".join(f"{f} {os.path.getsize(os.path.join(args.out, f)) / 1e6:.2f} MB"
                                            for f in sorted(os.listdir(args.out))))
     loaded = PaliGemmaForConditionalGeneration.from_pretrained(args.out, attn_implementation="eager").eval()
