@@ -368,10 +368,12 @@ def training_scene(rng, near_tie_share):
 
 class Batches:
     """Training batches: `images` fresh scenes per batch, `per_image` of each scene's questions drawn by task weight
-    (detection and segmentation oversampled); scene i of the run is scenes.scene_rng(seed, i)."""
+    (detection and segmentation oversampled); scene i of the run is scenes.scene_rng(seed, i). The per-patch targets
+    (the last but one field) are None when `with_patch_targets` is off: a resumed model has no head to use them."""
 
-    def __init__(self, sp, encoder, args, seed):
+    def __init__(self, sp, encoder, args, seed, with_patch_targets=True):
         self.sp, self.encoder, self.args, self.seed = sp, encoder, args, seed
+        self.with_patch_targets = with_patch_targets
         self.task_weights = dict(TASK_WEIGHTS, **args.task_weight)
         self.next_scene = 0
         self.n_image_tokens = (args.image_size // args.patch_size) ** 2
@@ -393,7 +395,8 @@ class Batches:
             pick = rng.choice(len(qs), size=min(args.questions_per_image, len(qs)), replace=False,
                               p=weights / weights.sum())
             images.append(pixels(scene["image"], args.image_size))
-            targets.append(patch_targets(scene, grid))
+            if self.with_patch_targets:
+                targets.append(patch_targets(scene, grid))
             for i in pick:
                 prefix = self.prefix_ids(qs[int(i)]["prompt"])
                 suffix = self.sp.encode(qs[int(i)]["answer"]) + [self.eos]
@@ -413,7 +416,7 @@ class Batches:
             attention[row, :len(seq)] = 1
             # labels[t] is the token predicted at position t (the next one)
             labels[row, len(prefix) - 1:len(seq) - 1] = torch.tensor(suffix)
-        aux = tuple(torch.stack(parts) for parts in zip(*targets))
+        aux = tuple(torch.stack(parts) for parts in zip(*targets)) if self.with_patch_targets else None
         return torch.stack(images), image_index, ids, types, attention, labels, aux, tasks
 
 
@@ -578,7 +581,7 @@ def train_decoder(model, head, args, sp, encoder, seed):
     groups = [g for g in groups if g["params"]]
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.98))
     window = []
-    with Prefetched(Batches(sp, encoder, args, seed).next) as batches:
+    with Prefetched(Batches(sp, encoder, args, seed, with_patch_targets=head is not None).next) as batches:
         for step in range(args.steps):
             warm = min(1.0, (step + 1) / args.warmup)
             progress = max(0.0, (step - args.warmup) / max(1, args.steps - args.warmup))
