@@ -768,6 +768,13 @@ def evaluate(model, sp, vae, encoder, args, seed, count):
     return figures, examples
 
 
+def remove_folders(*paths):
+    """Deletes each folder that exists, with its contents (the run's scratch folders and the output it replaces)."""
+    for path in paths:
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="model directory to write (e.g. models/synthetic)")
@@ -832,9 +839,7 @@ def main():
 
     tmp = args.out.rstrip("/") + ".tmp"
     tok_dir = tmp + "-tokenizer"
-    for d in (tmp, tok_dir):
-        if os.path.isdir(d):
-            shutil.rmtree(d)
+    remove_folders(tmp, tok_dir)  # left by an interrupted run
     os.makedirs(tmp)
     if args.resume:
         tok_path = os.path.join(tok_dir, "tokenizer.model")
@@ -869,14 +874,12 @@ def main():
         model, head = new_model(args, sp, encoder, args.seed)
     train_decoder(model, head, args, sp, encoder, args.seed)
     if args.bench:
-        for d in (tmp, tok_dir):
-            shutil.rmtree(d)
+        remove_folders(tmp, tok_dir)
         return
     save_model(model, tok_path, tmp, args.image_size, (args.image_size // args.patch_size) ** 2)
-    if os.path.isdir(args.out):
-        shutil.rmtree(args.out)
+    remove_folders(args.out)
     os.rename(tmp, args.out)
-    shutil.rmtree(tok_dir)
+    remove_folders(tok_dir)
     log(f"wrote {args.out}: " + ", ".join(f"{f} {os.path.getsize(os.path.join(args.out, f)) / 1e6:.2f} MB"
                                            for f in sorted(os.listdir(args.out))))
     loaded = PaliGemmaForConditionalGeneration.from_pretrained(args.out, attn_implementation="eager").eval()
