@@ -361,9 +361,10 @@ def training_scene(rng, near_tie_share):
 
 
 class Batches:
-    """Training batches: `images` fresh scenes per batch, `per_image` of each scene's questions drawn by task weight
-    (detection and segmentation oversampled); scene i of the run is scenes.scene_rng(seed, i). The per-patch targets
-    (the last but one field) are None when `with_patch_targets` is off: a resumed model has no head to use them."""
+    """Training batches: --images-per-batch fresh scenes, --questions-per-image of each one's questions drawn by
+    task weight (detection and segmentation oversampled); scene i of the run is scenes.scene_rng(seed, i). The
+    per-patch targets (the last but one field) are None when `with_patch_targets` is off: a resumed model has no head
+    to use them."""
 
     def __init__(self, sp, encoder, args, seed, with_patch_targets=True):
         self.sp, self.encoder, self.args, self.seed = sp, encoder, args, seed
