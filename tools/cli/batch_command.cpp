@@ -22,12 +22,12 @@
 #include <sstream>
 
 #include "args.h"
+#include "batch_request.h"
 #include "commands.h"
 #include "io/video.h"
 #include "paligemma/engine.h"
 #include "tasks/detection.h"
 #include "tasks/segmentation.h"
-#include "tasks/task_prompt.h"
 
 namespace pg::cli {
 
@@ -39,117 +39,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A request line that cannot be served; becomes {"id", "error": {"code", "message"}}.
-struct RequestError {
-  std::string code;
-  std::string message;
-};
-
-const std::set<std::string> kKeys = {
-    "id",   "image",      "images", "video",          "frames",      "prompt", "task",  "objects", "question",
-    "lang", "max_tokens", "beams",  "length_penalty", "temperature", "top_k",  "top_p", "seed",    "stop"};
-
-[[noreturn]] void bad_request(const std::string& message) { throw RequestError{"bad_request", message}; }
-
-const json* find(const json& request, const char* key) {
-  auto it = request.find(key);
-  return it == request.end() ? nullptr : &*it;
-}
-
-std::string get_string(const json& request, const char* key) {
-  const json* v = find(request, key);
-  if (!v) return "";
-  if (!v->is_string()) bad_request(std::string("\"") + key + "\" must be a string");
-  return v->get<std::string>();
-}
-
-int64_t get_int(const json& request, const char* key, int64_t fallback, int64_t lo, int64_t hi) {
-  const json* v = find(request, key);
-  if (!v) return fallback;
-  if (!v->is_number_integer() || v->get<int64_t>() < lo || v->get<int64_t>() > hi ||
-      (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(INT64_MAX)))
-    bad_request(std::string("\"") + key + "\" must be a whole number from " + std::to_string(lo) + " to " +
-                std::to_string(hi));
-  return v->get<int64_t>();
-}
-
-double get_number(const json& request, const char* key, double fallback) {
-  const json* v = find(request, key);
-  if (!v) return fallback;
-  if (!v->is_number()) bad_request(std::string("\"") + key + "\" must be a number");
-  return v->get<double>();
-}
-
-std::vector<std::string> get_strings(const json& request, const char* key) {
-  const json* v = find(request, key);
-  if (!v) return {};
-  if (v->is_string()) return {v->get<std::string>()};
-  if (!v->is_array() || v->empty())
-    bad_request(std::string("\"") + key + "\" must be a string or a non-empty array of strings");
-  std::vector<std::string> out;
-  for (const json& e : *v) {
-    if (!e.is_string()) bad_request(std::string("\"") + key + "\" must hold strings only");
-    out.push_back(e.get<std::string>());
-  }
-  return out;
-}
-
-// The request's images and prompt text; throws RequestError.
-GenerateRequest parse_request(const json& request) {
-  if (!request.is_object()) bad_request("a request must be a JSON object");
-  for (const auto& [key, value] : request.items())
-    if (!kKeys.count(key)) bad_request("unknown key \"" + key + "\"");
-
-  GenerateRequest req;
-  const int sources = int(request.contains("image")) + int(request.contains("images")) + int(request.contains("video"));
-  if (sources != 1) bad_request("give exactly one of \"image\", \"images\" and \"video\"");
-  if (request.contains("frames") && !request.contains("video")) bad_request("\"frames\" applies to \"video\" only");
-  if (request.contains("prompt") == request.contains("task"))
-    bad_request("give exactly one of \"prompt\" and \"task\"");
-  for (const char* key : {"objects", "question", "lang"})
-    if (request.contains(key) && !request.contains("task"))
-      bad_request(std::string("\"") + key + "\" applies to \"task\" only");
-
-  if (request.contains("prompt")) {
-    req.prompt = get_string(request, "prompt");
-  } else {
-    TaskPromptRequest task;
-    task.task = get_string(request, "task");
-    task.objects = get_string(request, "objects");
-    task.text = get_string(request, "question");
-    task.language = get_string(request, "lang");
-    try {
-      req.prompt = build_task_prompt(task);
-    } catch (const Error& e) {
-      bad_request(e.what());
-    }
-  }
-  req.max_tokens = get_int(request, "max_tokens", 64, 1, 1 << 20);
-  req.beams = int(get_int(request, "beams", 1, 1, 256));
-  req.length_penalty = get_number(request, "length_penalty", 1.0);
-  req.sample = request.contains("temperature") || request.contains("top_k") || request.contains("top_p");
-  if (request.contains("seed") && !req.sample)
-    bad_request("\"seed\" applies to sampling only (give \"temperature\", \"top_k\" or \"top_p\")");
-  req.temperature = get_number(request, "temperature", 1.0);
-  req.top_k = get_int(request, "top_k", 0, 0, int64_t(1) << 31);
-  req.top_p = get_number(request, "top_p", 1.0);
-  req.seed = uint64_t(get_int(request, "seed", 0, 0, INT64_MAX));
-  req.stop = get_strings(request, "stop");
-  return req;
-}
-
-// Decodes the request's image files (or video frames) into `req`; relative paths are taken from `base_dir`
-// (the input file's folder). Throws RequestError.
-void load_images(const json& request, const fs::path& base_dir, GenerateRequest& req) {
+// Decodes the request's image files (or video frames) into `req.generate`; relative paths are taken from
+// `base_dir` (the input file's folder). Throws RequestError.
+void load_images(BatchRequest& req, const fs::path& base_dir) {
   const auto resolve = [&](const std::string& path) { return (base_dir / path).string(); };
   try {
-    if (request.contains("video")) {
-      const int frames = int(get_int(request, "frames", 16, 1, 1024));
-      for (VideoFrame& f : sample_video_frames(resolve(get_string(request, "video")), frames))
-        req.images.push_back(std::move(f.image));
+    if (req.image_paths.empty()) {
+      for (VideoFrame& f : sample_video_frames(resolve(req.video_path), req.frames))
+        req.generate.images.push_back(std::move(f.image));
     } else {
-      for (const std::string& path : get_strings(request, request.contains("image") ? "image" : "images"))
-        req.images.push_back(decode_image_file(resolve(path)));
+      for (const std::string& path : req.image_paths) req.generate.images.push_back(decode_image_file(resolve(path)));
     }
   } catch (const Error& e) {
     throw RequestError{"input_error", e.what()};
@@ -158,8 +57,9 @@ void load_images(const json& request, const fs::path& base_dir, GenerateRequest&
 
 // `vae` may be null: segmentation objects then carry seg_codes but no mask.
 ordered_json serve(const Engine& engine, const MaskDecoder* vae, const json& request, const fs::path& base_dir) {
-  GenerateRequest req = parse_request(request);
-  load_images(request, base_dir, req);
+  BatchRequest batch_request = parse_request(request);
+  load_images(batch_request, base_dir);
+  const GenerateRequest& req = batch_request.generate;
   GenerateResult r;
   try {
     r = engine.generate(req);
@@ -229,46 +129,13 @@ std::set<std::string> finished_ids(const std::string& path) {
   return ids;
 }
 
-// One input line with the id its result carries.
-struct Pending {
-  size_t line_number;  // 1-based
-  json id;
-  json request;                       // discarded when `error` is set
-  std::optional<RequestError> error;  // known before any model work
-};
-
-// The id of each non-blank line: its "id" (a string or whole number) when it parses and that id is new, else
-// "#<line number>" (bad JSON, no usable id: an error result; a repeated id: a duplicate_id error result).
-// Ids starting with '#' are reserved for these.
+// Every non-blank line of the input file, in order (batch_request.h: read_request_line).
 std::vector<Pending> read_requests(const std::string& path) {
   std::vector<Pending> out;
   std::set<std::string> seen;
   const std::vector<std::string> lines = split_lines(read_file(path, "input file"));
-  for (size_t i = 0; i < lines.size(); ++i) {
-    if (is_blank(lines[i])) continue;
-    std::string line_id = std::to_string(i + 1);
-    line_id.insert(line_id.begin(), '#');  // (not "#" + ...: GCC 12 warns falsely, -Wrestrict)
-    Pending p{i + 1, line_id, json(), std::nullopt};
-    json request = json::parse(lines[i], nullptr, false);
-    if (request.is_discarded()) {
-      p.error = RequestError{"bad_json", "line " + std::to_string(i + 1) + " is not valid JSON"};
-    } else if (!request.is_object()) {
-      p.error = RequestError{"bad_request", "line " + std::to_string(i + 1) + " is not a JSON object"};
-    } else if (!request.contains("id") || !(request["id"].is_string() || request["id"].is_number_integer())) {
-      p.error =
-          RequestError{"bad_request", "line " + std::to_string(i + 1) + " has no \"id\" (a string or whole number)"};
-    } else if (request["id"].is_string() && request["id"].get<std::string>().rfind('#', 0) == 0) {
-      p.error = RequestError{"bad_request", "line " + std::to_string(i + 1) + ": ids starting with '#' are reserved"};
-    } else if (seen.count(request["id"].dump())) {
-      p.error =
-          RequestError{"duplicate_id", "line " + std::to_string(i + 1) + " repeats the id " + request["id"].dump()};
-    } else {
-      p.id = request["id"];
-      seen.insert(p.id.dump());
-      p.request = std::move(request);
-    }
-    out.push_back(std::move(p));
-  }
+  for (size_t i = 0; i < lines.size(); ++i)
+    if (!is_blank(lines[i])) out.push_back(read_request_line(lines[i], i + 1, seen));
   return out;
 }
 

@@ -1,0 +1,138 @@
+#include "batch_request.h"
+
+#include <cstdint>
+
+#include "tasks/task_prompt.h"
+
+namespace pg::cli {
+
+using nlohmann::json;
+
+namespace {
+
+const std::set<std::string> kKeys = {
+    "id",   "image",      "images", "video",          "frames",      "prompt", "task",  "objects", "question",
+    "lang", "max_tokens", "beams",  "length_penalty", "temperature", "top_k",  "top_p", "seed",    "stop"};
+
+[[noreturn]] void bad_request(const std::string& message) { throw RequestError{"bad_request", message}; }
+
+const json* find(const json& request, const char* key) {
+  auto it = request.find(key);
+  return it == request.end() ? nullptr : &*it;
+}
+
+std::string get_string(const json& request, const char* key) {
+  const json* v = find(request, key);
+  if (!v) return "";
+  if (!v->is_string()) bad_request(std::string("\"") + key + "\" must be a string");
+  return v->get<std::string>();
+}
+
+int64_t get_int(const json& request, const char* key, int64_t fallback, int64_t lo, int64_t hi) {
+  const json* v = find(request, key);
+  if (!v) return fallback;
+  if (!v->is_number_integer() || v->get<int64_t>() < lo || v->get<int64_t>() > hi ||
+      (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(INT64_MAX)))
+    bad_request(std::string("\"") + key + "\" must be a whole number from " + std::to_string(lo) + " to " +
+                std::to_string(hi));
+  return v->get<int64_t>();
+}
+
+double get_number(const json& request, const char* key, double fallback) {
+  const json* v = find(request, key);
+  if (!v) return fallback;
+  if (!v->is_number()) bad_request(std::string("\"") + key + "\" must be a number");
+  return v->get<double>();
+}
+
+std::vector<std::string> get_strings(const json& request, const char* key) {
+  const json* v = find(request, key);
+  if (!v) return {};
+  if (v->is_string()) return {v->get<std::string>()};
+  if (!v->is_array() || v->empty())
+    bad_request(std::string("\"") + key + "\" must be a string or a non-empty array of strings");
+  std::vector<std::string> out;
+  for (const json& e : *v) {
+    if (!e.is_string()) bad_request(std::string("\"") + key + "\" must hold strings only");
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+BatchRequest parse_request(const json& request) {
+  if (!request.is_object()) bad_request("a request must be a JSON object");
+  for (const auto& [key, value] : request.items())
+    if (!kKeys.count(key)) bad_request("unknown key \"" + key + "\"");
+
+  BatchRequest out;
+  GenerateRequest& req = out.generate;
+  const int sources = int(request.contains("image")) + int(request.contains("images")) + int(request.contains("video"));
+  if (sources != 1) bad_request("give exactly one of \"image\", \"images\" and \"video\"");
+  if (request.contains("frames") && !request.contains("video")) bad_request("\"frames\" applies to \"video\" only");
+  if (request.contains("prompt") == request.contains("task"))
+    bad_request("give exactly one of \"prompt\" and \"task\"");
+  for (const char* key : {"objects", "question", "lang"})
+    if (request.contains(key) && !request.contains("task"))
+      bad_request(std::string("\"") + key + "\" applies to \"task\" only");
+
+  if (request.contains("prompt")) {
+    req.prompt = get_string(request, "prompt");
+  } else {
+    TaskPromptRequest task;
+    task.task = get_string(request, "task");
+    task.objects = get_string(request, "objects");
+    task.text = get_string(request, "question");
+    task.language = get_string(request, "lang");
+    try {
+      req.prompt = build_task_prompt(task);
+    } catch (const Error& e) {
+      bad_request(e.what());
+    }
+  }
+  req.max_tokens = get_int(request, "max_tokens", 64, 1, 1 << 20);
+  req.beams = int(get_int(request, "beams", 1, 1, 256));
+  req.length_penalty = get_number(request, "length_penalty", 1.0);
+  req.sample = request.contains("temperature") || request.contains("top_k") || request.contains("top_p");
+  if (request.contains("seed") && !req.sample)
+    bad_request("\"seed\" applies to sampling only (give \"temperature\", \"top_k\" or \"top_p\")");
+  req.temperature = get_number(request, "temperature", 1.0);
+  req.top_k = get_int(request, "top_k", 0, 0, int64_t(1) << 31);
+  req.top_p = get_number(request, "top_p", 1.0);
+  req.seed = uint64_t(get_int(request, "seed", 0, 0, INT64_MAX));
+  req.stop = get_strings(request, "stop");
+  if (request.contains("video")) {
+    out.video_path = get_string(request, "video");
+    out.frames = int(get_int(request, "frames", 16, 1, 1024));
+  } else {
+    out.image_paths = get_strings(request, request.contains("image") ? "image" : "images");
+  }
+  return out;
+}
+
+Pending read_request_line(const std::string& line, size_t line_number, std::set<std::string>& seen_ids) {
+  const std::string n = std::to_string(line_number);
+  std::string line_id = n;
+  line_id.insert(line_id.begin(), '#');  // (not "#" + ...: GCC 12 warns falsely, -Wrestrict)
+  Pending p{line_number, line_id, json(), std::nullopt};
+  json request = json::parse(line, nullptr, false);
+  if (request.is_discarded()) {
+    p.error = RequestError{"bad_json", "line " + n + " is not valid JSON"};
+  } else if (!request.is_object()) {
+    p.error = RequestError{"bad_request", "line " + n + " is not a JSON object"};
+  } else if (!request.contains("id") || !(request["id"].is_string() || request["id"].is_number_integer())) {
+    p.error = RequestError{"bad_request", "line " + n + " has no \"id\" (a string or whole number)"};
+  } else if (request["id"].is_string() && request["id"].get<std::string>().rfind('#', 0) == 0) {
+    p.error = RequestError{"bad_request", "line " + n + ": ids starting with '#' are reserved"};
+  } else if (seen_ids.count(request["id"].dump())) {
+    p.error = RequestError{"duplicate_id", "line " + n + " repeats the id " + request["id"].dump()};
+  } else {
+    p.id = request["id"];
+    seen_ids.insert(p.id.dump());
+    p.request = std::move(request);
+  }
+  return p;
+}
+
+}  // namespace pg::cli

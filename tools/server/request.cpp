@@ -1,0 +1,239 @@
+#include "request.h"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace pg::server {
+
+using nlohmann::json;
+
+namespace {
+
+std::string decode_base64(const std::string& in) {
+  static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0, padding = 0;
+  for (char c : in) {
+    if (c == '\r' || c == '\n' || c == ' ') continue;
+    if (c == '=') {
+      ++padding;
+      continue;
+    }
+    const size_t v = alphabet.find(c);
+    if (v == std::string::npos || padding)
+      throw HttpError{400, "invalid_image", "an image is not valid base64 (nor a data URL holding base64)"};
+    acc = (acc << 6) | uint32_t(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(char((acc >> bits) & 0xff));
+    }
+  }
+  if (padding > 2) throw HttpError{400, "invalid_image", "an image's base64 has too much padding"};
+  return out;
+}
+
+ImageRGB8 decode_image_bytes(const std::string& bytes, const std::string& name, const Limits& limits) {
+  if (bytes.empty()) throw HttpError{400, "invalid_image", name + " is empty"};
+  try {
+    return decode_image_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), name,
+                               limits.max_image_pixels);
+  } catch (const ImageTooLargeError& e) {
+    throw HttpError{413, "image_too_large", e.what()};
+  } catch (const Error& e) {
+    throw HttpError{415, "unsupported_image", e.what()};
+  }
+}
+
+// A base64 string or a data URL ("data:image/png;base64,..."). URLs and paths are refused: the server
+// never fetches or opens what a client names.
+ImageRGB8 image_from_string(const std::string& s, const std::string& name, const Limits& limits) {
+  std::string payload = s;
+  if (s.rfind("data:", 0) == 0) {
+    const size_t comma = s.find(',');
+    if (comma == std::string::npos || s.substr(0, comma).find(";base64") == std::string::npos)
+      throw HttpError{400, "invalid_image", name + " is a data URL without base64 data"};
+    payload = s.substr(comma + 1);
+  } else if (s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 || s.rfind("file:", 0) == 0 ||
+             s.rfind("/", 0) == 0) {
+    throw HttpError{400, "invalid_image",
+                    name + " must be base64 or a data URL; the server does not fetch URLs or read files"};
+  }
+  return decode_image_bytes(decode_base64(payload), name, limits);
+}
+
+
+template <typename T>
+T field(const json& body, const char* key, T fallback, const char* what) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return fallback;
+  try {
+    return it->get<T>();
+  } catch (const json::exception&) {
+    throw HttpError{400, "invalid_field", std::string("\"") + key + "\" must be " + what};
+  }
+}
+
+void read_decoding(const json& body, Ask& ask, const Limits& limits, const char* max_tokens_key) {
+  ask.max_tokens = field<int64_t>(body, max_tokens_key, 64, "a whole number");
+  if (ask.max_tokens < 1 || ask.max_tokens > limits.max_tokens)
+    throw HttpError{400, "invalid_field", std::string("\"") + max_tokens_key + "\" must be from 1 to " +
+                                              std::to_string(limits.max_tokens)};
+  ask.beams = field<int>(body, "beams", 1, "a whole number");
+  if (ask.beams < 1 || ask.beams > 8) throw HttpError{400, "invalid_field", "\"beams\" must be from 1 to 8"};
+  const double temperature = field<double>(body, "temperature", 0.0, "a number");
+  if (!(temperature >= 0 && temperature <= 100))
+    throw HttpError{400, "invalid_field", "\"temperature\" must be from 0 (greedy) to 100"};
+  ask.sampling.temperature = temperature > 0 ? temperature : 1.0;
+  ask.sample = temperature > 0;
+  ask.sampling.top_k = field<int64_t>(body, "top_k", 0, "a whole number");
+  ask.sampling.top_p = field<double>(body, "top_p", 1.0, "a number");
+  if (ask.sampling.top_k < 0) throw HttpError{400, "invalid_field", "\"top_k\" must not be negative"};
+  if (!(ask.sampling.top_p > 0 && ask.sampling.top_p <= 1))
+    throw HttpError{400, "invalid_field", "\"top_p\" must be in (0, 1]"};
+  ask.seed = field<uint64_t>(body, "seed", 0, "a non-negative whole number");
+  if (ask.beams > 1 && ask.sample)
+    throw HttpError{400, "invalid_field", "beam search does not sample: use \"beams\" or \"temperature\", not both"};
+  auto stop = body.find("stop");
+  if (stop != body.end() && !stop->is_null()) {
+    if (stop->is_string()) {
+      ask.stop.push_back(stop->get<std::string>());
+    } else if (stop->is_array()) {
+      for (const auto& s : *stop) {
+        if (!s.is_string()) throw HttpError{400, "invalid_field", "\"stop\" must be a string or a list of strings"};
+        ask.stop.push_back(s.get<std::string>());
+      }
+    } else {
+      throw HttpError{400, "invalid_field", "\"stop\" must be a string or a list of strings"};
+    }
+    for (const auto& s : ask.stop)
+      if (s.empty()) throw HttpError{400, "invalid_field", "a stop string must not be empty"};
+  }
+  ask.stream = field<bool>(body, "stream", false, "true or false");
+  ask.ignore_eos = field<bool>(body, "ignore_eos", false, "true or false");
+}
+
+json parse_json(const std::string& body) {
+  try {
+    json j = json::parse(body);
+    if (!j.is_object()) throw HttpError{400, "invalid_json", "the request body must be a JSON object"};
+    return j;
+  } catch (const json::exception& e) {
+    throw HttpError{400, "invalid_json", std::string("the request body is not valid JSON: ") + e.what()};
+  }
+}
+
+void check_prompt(const std::string& prompt, const Limits& limits) {
+  if (prompt.size() > limits.max_prompt_bytes)
+    throw HttpError{413, "prompt_too_long", "the prompt is longer than " + std::to_string(limits.max_prompt_bytes) + " bytes"};
+}
+
+void check_image_count(size_t n, const Limits& limits) {
+  if (n == 0) throw HttpError{400, "missing_image", "PaliGemma needs at least one image"};
+  if (n > limits.max_images)
+    throw HttpError{413, "too_many_images", "at most " + std::to_string(limits.max_images) + " images per request"};
+}
+
+}  // namespace
+
+Ask parse_generate_json(const std::string& body, const Limits& limits) {
+  const json j = parse_json(body);
+  static const std::set<std::string> known = {"images", "prompt", "max_tokens", "beams", "temperature", "top_k",
+                                              "top_p", "seed", "stop", "stream", "ignore_eos"};
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!known.count(it.key())) throw HttpError{400, "unknown_field", "unknown field \"" + it.key() + "\""};
+  Ask ask;
+  auto images = j.find("images");
+  if (images == j.end() || !images->is_array())
+    throw HttpError{400, "missing_image", "\"images\" must be a list of base64 strings or data URLs"};
+  check_image_count(images->size(), limits);
+  for (size_t i = 0; i < images->size(); ++i) {
+    if (!(*images)[i].is_string()) throw HttpError{400, "invalid_image", "images[" + std::to_string(i) + "] is not a string"};
+    ask.images.push_back(image_from_string((*images)[i].get<std::string>(), "images[" + std::to_string(i) + "]", limits));
+  }
+  auto prompt = j.find("prompt");
+  if (prompt == j.end() || !prompt->is_string()) throw HttpError{400, "missing_prompt", "\"prompt\" (a string) is required"};
+  ask.prompt = prompt->get<std::string>();
+  check_prompt(ask.prompt, limits);
+  read_decoding(j, ask, limits, "max_tokens");
+  return ask;
+}
+
+Ask parse_generate_multipart(const httplib::Request& req, const Limits& limits) {
+  json fields = json::object();
+  std::vector<ImageRGB8> images;
+  for (const auto& [name, part] : req.files) {
+    if (name == "image" || name == "images") {
+      images.size() < limits.max_images
+          ? images.push_back(decode_image_bytes(part.content, part.filename.empty() ? "image" : part.filename, limits))
+          : check_image_count(images.size() + 1, limits);
+    } else if (name == "prompt" || name == "stop") {
+      fields[name] = part.content;
+    } else if (name == "stream" || name == "ignore_eos") {
+      fields[name] = part.content == "true" || part.content == "1";
+    } else if (name == "max_tokens" || name == "beams" || name == "temperature" || name == "top_k" ||
+               name == "top_p" || name == "seed") {
+      try {
+        fields[name] = json::parse(part.content);
+      } catch (const json::exception&) {
+        throw HttpError{400, "invalid_field", "form field \"" + name + "\" must be a number"};
+      }
+    } else {
+      throw HttpError{400, "unknown_field", "unknown form field \"" + name + "\""};
+    }
+  }
+  check_image_count(images.size(), limits);
+  if (!fields.contains("prompt")) throw HttpError{400, "missing_prompt", "form field \"prompt\" is required"};
+  Ask ask;
+  ask.images = std::move(images);
+  ask.prompt = fields["prompt"].get<std::string>();
+  check_prompt(ask.prompt, limits);
+  read_decoding(fields, ask, limits, "max_tokens");
+  return ask;
+}
+
+Ask parse_chat(const std::string& body, const Limits& limits) {
+  const json j = parse_json(body);
+  auto messages = j.find("messages");
+  if (messages == j.end() || !messages->is_array() || messages->empty())
+    throw HttpError{400, "missing_messages", "\"messages\" must be a non-empty list"};
+  if (messages->size() != 1 || !(*messages)[0].is_object() || (*messages)[0].value("role", "") != "user")
+    throw HttpError{400, "single_turn_only",
+                    "PaliGemma is a single-turn model: send exactly one user message (text and images), "
+                    "without system or earlier turns"};
+  if (j.value("n", 1) != 1) throw HttpError{400, "invalid_field", "\"n\" must be 1"};
+  Ask ask;
+  const json& content = (*messages)[0]["content"];
+  std::string text;
+  auto add_text = [&](const std::string& t) { text += (text.empty() || t.empty() ? "" : " ") + t; };
+  if (content.is_string()) {
+    add_text(content.get<std::string>());
+  } else if (content.is_array()) {
+    for (const auto& part : content) {
+      const std::string type = part.is_object() ? part.value("type", "") : "";
+      if (type == "text") {
+        add_text(part.value("text", ""));
+      } else if (type == "image_url") {
+        const json& u = part.contains("image_url") ? part["image_url"] : json();
+        const std::string url = u.is_object() ? u.value("url", "") : (u.is_string() ? u.get<std::string>() : "");
+        check_image_count(ask.images.size() + 1, limits);
+        ask.images.push_back(image_from_string(url, "image " + std::to_string(ask.images.size() + 1), limits));
+      } else {
+        throw HttpError{400, "invalid_field", "message content parts must be of type \"text\" or \"image_url\""};
+      }
+    }
+  } else {
+    throw HttpError{400, "invalid_field", "message \"content\" must be a string or a list of parts"};
+  }
+  check_image_count(ask.images.size(), limits);
+  ask.prompt = text;
+  check_prompt(ask.prompt, limits);
+  read_decoding(j, ask, limits, j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
+  return ask;
+}
+
+}  // namespace pg::server

@@ -1,0 +1,49 @@
+// Requests of `paligemma serve`: the JSON (and multipart) bodies of /v1/generate and /v1/chat/completions,
+// checked against the server's limits and turned into an Ask. Touches no model and no file: the fuzz target
+// tests/fuzz/server_request_fuzzer.cpp feeds it arbitrary bodies.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "generate/sampling.h"
+#include "paligemma/image.h"
+#include "server.h"
+
+namespace httplib {
+struct Request;
+}
+
+namespace pg::server {
+
+// An answer other than 200: status, machine-readable code, message for people.
+struct HttpError {
+  int status;
+  std::string code;
+  std::string message;
+};
+
+// What a client asked for, whatever the endpoint.
+struct Ask {
+  std::vector<ImageRGB8> images;
+  std::string prompt;
+  int64_t max_tokens = 64;
+  int beams = 1;
+  bool sample = false;
+  SamplingOptions sampling;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool ignore_eos = false;
+};
+
+// POST /v1/generate with a JSON body; throws HttpError.
+Ask parse_generate_json(const std::string& body, const Limits& limits);
+
+// POST /v1/generate as multipart/form-data: image files in "image" (repeatable), other fields as text.
+Ask parse_generate_multipart(const httplib::Request& req, const Limits& limits);
+
+// POST /v1/chat/completions: one user message with text and image_url parts.
+Ask parse_chat(const std::string& body, const Limits& limits);
+
+}  // namespace pg::server
