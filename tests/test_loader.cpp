@@ -90,6 +90,62 @@ TEST(Config, RejectsWhatIsNotPaliGemma) {
   EXPECT_THROW(parse_config_json(R"({"model_type": "paligemma", "vision_config": {"image_size": 225, "patch_size": 14}})", "c"), Error);
 }
 
+// The error parse_config_json gives for the PaliGemma 1 hub config after `edit`.
+std::string config_error(const std::function<void(json&)>& edit) {
+  json j = json::parse(kPg1HubConfig);
+  edit(j);
+  return error_of([&] { parse_config_json(j.dump(), "config.json"); });
+}
+
+// Values that would compute garbage are load errors naming the key, the value and what is allowed.
+TEST(Config, RejectsValuesThatComputeGarbage) {
+  struct Case {
+    std::function<void(json&)> edit;
+    std::vector<std::string> said;  // each must appear in the message
+  };
+  const std::vector<Case> cases = {
+      {[](json& j) { j["text_config"]["rope_theta"] = 0; }, {"\"rope_theta\" is 0", "above 0"}},
+      {[](json& j) { j["text_config"]["rope_parameters"] = {{"rope_theta", -1.0}}; }, {"\"rope_theta\" is -1.0"}},
+      {[](json& j) { j["text_config"]["rms_norm_eps"] = -1e-6; }, {"\"rms_norm_eps\" is -1e-06", "above 0"}},
+      {[](json& j) { j["vision_config"]["layer_norm_eps"] = "small"; }, {"\"layer_norm_eps\" is \"small\""}},
+      {[](json& j) { j["text_config"]["hidden_size"] = 2048.5; },
+       {"\"hidden_size\" is 2048.5", "whole number from 1 to"}},
+      {[](json& j) { j["vision_config"]["patch_size"] = 14.0; }, {"\"patch_size\" is 14.0", "whole number"}},
+      {[](json& j) { j["text_config"]["num_image_tokens"] = 1024; },
+       {"text_config \"num_image_tokens\" is 1024", "(image_size / patch_size)^2 is 256"}},
+      {[](json& j) { j["vision_config"]["num_image_tokens"] = 255; }, {"vision_config \"num_image_tokens\" is 255"}},
+      {[](json& j) { j["projection_dim"] = 1152; }, {"\"projection_dim\" is 1152", "text hidden_size is 2048"}},
+      {[](json& j) { j["vision_config"]["projection_dim"] = 4096; }, {"vision_config \"projection_dim\" is 4096"}},
+      {[](json& j) { j["eos_token_id"] = 300000; }, {"\"eos_token_id\" is 300000", "from 0 to 257215"}},
+      {[](json& j) { j["text_config"]["eos_token_id"] = json::array({1, -1}); },
+       {"text_config \"eos_token_id\" is [1,-1]"}},
+      {[](json& j) { j["text_config"]["max_position_embeddings"] = 1000000000000; },
+       {"\"max_position_embeddings\" is 1000000000000", "from 1 to 1048576"}},
+      {[](json& j) { j["text_config"]["intermediate_size"] = 1152921504606846976; },
+       {"\"intermediate_size\" is 1152921504606846976"}},
+      {[](json& j) { j["text_config"]["num_hidden_layers"] = 0; }, {"\"num_hidden_layers\" is 0"}},
+      {[](json& j) { j["image_token_index"] = -5; }, {"\"image_token_index\" is -5"}},
+  };
+  for (const Case& c : cases) {
+    const std::string e = config_error(c.edit);
+    for (const std::string& part : c.said) EXPECT_NE(e.find(part), std::string::npos) << e << "\n  lacks: " << part;
+    EXPECT_EQ(e.find("config.json"), 0u) << e;
+  }
+  EXPECT_EQ(config_error([](json&) {}), "no error");
+}
+
+// Gemma 2: an absent soft-cap or window takes Gemma2Config's default; null turns it off, as in transformers.
+TEST(Config, NullSoftcapsAndWindowMeanNone) {
+  json j = json::parse(kPg2HubConfig);
+  j["text_config"]["attn_logit_softcapping"] = nullptr;
+  j["text_config"]["final_logit_softcapping"] = nullptr;
+  j["text_config"]["sliding_window"] = nullptr;
+  const PaliGemmaConfig c = parse_config_json(j.dump(), "config.json");
+  EXPECT_EQ(c.text.attn_softcap, 0.f);
+  EXPECT_EQ(c.text.final_softcap, 0.f);
+  EXPECT_EQ(c.text.sliding_window, 0);
+}
+
 TEST(Checkpoint, CanonicalNames) {
   EXPECT_EQ(canonical_tensor_name("model.language_model.layers.0.mlp.up_proj.weight"),
             "language_model.model.layers.0.mlp.up_proj.weight");
@@ -157,6 +213,13 @@ TEST_F(SafetensorsErrors, WrongByteCountAndDtype) {
   EXPECT_NE(error_of([&] { SafetensorsCollection::open_directory(dir.string()); }).find("needs 24"), std::string::npos);
   write_safetensors(dir / "a.safetensors", {{"w", "I32", {2}, 8}});
   EXPECT_NE(error_of([&] { SafetensorsCollection::open_directory(dir.string()); }).find("I32"), std::string::npos);
+}
+
+// A shape whose byte count overflows 64 bits must not pass the size check by wrapping to the bytes given.
+TEST_F(SafetensorsErrors, OverflowingShape) {
+  write_safetensors(dir / "a.safetensors", {{"w", "F32", {int64_t{1} << 60, 64}, 0}});
+  const std::string e = error_of([&] { SafetensorsCollection::open_directory(dir.string()); });
+  EXPECT_NE(e.find("tensor w has shape [1152921504606846976, 64], whose size overflows"), std::string::npos) << e;
 }
 
 TEST_F(SafetensorsErrors, ShardIndex) {

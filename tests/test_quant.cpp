@@ -3,6 +3,8 @@
 // paths, quantized fixture models against the same models on dequantized weights, and agreement bounds.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -458,6 +460,24 @@ TEST(QuantizedModel, FileIsSelfContainedAndKeepsSmallTensors) {
   EXPECT_NE(error_of([&] { quantize_checkpoint((tmp / "m.gguf").string(), QuantType::Q4_0, (tmp / "n.gguf").string()); })
                 .find("not one"),
             std::string::npos);
+}
+
+// A model directory whose config.json sizes do not match its weights (a crafted intermediate size near
+// 2^30) is refused with the tensor named, before anything is sized by the claim or written.
+TEST(QuantizedModel, RefusesAConfigThatDoesNotMatchTheWeights) {
+  TempDir tmp;
+  const fs::path dir = tmp / "model";
+  fs::copy(kFixtures / "models" / "pg1_f32_tiny", dir);
+  std::ifstream in(dir / "config.json");
+  nlohmann::json config = nlohmann::json::parse(in);
+  in.close();
+  config["text_config"]["intermediate_size"] = int64_t{1} << 30;
+  std::ofstream(dir / "config.json") << config.dump();
+  const std::string e =
+      error_of([&] { quantize_checkpoint(dir.string(), QuantType::Q8_0, (tmp / "m.gguf").string()); });
+  EXPECT_NE(e.find("mlp.gate_proj.weight has shape [32, 16], expected [1073741824, 16]"), std::string::npos)
+      << e;
+  EXPECT_FALSE(fs::exists(tmp / "m.gguf"));
 }
 
 // The engine on a quantized file computes the same function as on its dequantized weights: the model

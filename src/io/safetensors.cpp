@@ -61,7 +61,9 @@ void SafetensorsCollection::add_file(const std::string& path, FileResidency resi
       const auto& off = e.at("data_offsets");
       if (!off.is_array() || off.size() != 2) throw Error("data_offsets must hold two numbers");
       const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
-      const uint64_t expected = uint64_t(t.numel()) * dtype_size(t.dtype);
+      const int64_t bytes = checked_byte_count(t.shape, int64_t(dtype_size(t.dtype)));
+      if (bytes < 0) throw Error("has shape " + shape_to_string(t.shape) + ", whose size overflows");
+      const uint64_t expected = uint64_t(bytes);
       if (end < begin || end - begin != expected)
         throw Error("holds " + std::to_string(end - begin) + " bytes but shape " + shape_to_string(t.shape) +
                     " of " + dtype_name(t.dtype) + " needs " + std::to_string(expected));

@@ -49,6 +49,9 @@ QuantizeSummary quantize_checkpoint(const std::string& model_dir, QuantType type
   if (!std::filesystem::is_directory(model_dir))
     throw Error("quantize reads a hub model directory; " + model_dir + " is not one");
   const Checkpoint checkpoint(model_dir);
+  // Every weight the model needs must have the shape config.json gives it, as loading the output will
+  // require: a file that does not load is refused here rather than written.
+  bind_weights(checkpoint.config(), checkpoint.lookup());
   GgufWriter writer;
   writer.add_string("general.architecture", "paligemma");
   writer.add_string("general.name", std::filesystem::path(model_dir).filename().string());
@@ -84,11 +87,19 @@ QuantizeSummary quantize_checkpoint(const std::string& model_dir, QuantType type
                         for (int64_t r0 = 0; r0 < rows; r0 += kRowsPerPiece) {
                           const int64_t count = std::min(kRowsPerPiece, rows - r0);
                           std::string failure;
+// An exception must not leave the parallel region (that ends the process): each thread records it.
 #pragma omp parallel
                           {
-                            std::vector<float> row(static_cast<size_t>(cols));
+                            std::vector<float> row;
+                            try {
+                              row.resize(static_cast<size_t>(cols));
+                            } catch (const std::bad_alloc&) {
+#pragma omp critical
+                              failure = "out of memory for a row of " + std::to_string(cols) + " values";
+                            }
 #pragma omp for schedule(static)
                             for (int64_t r = 0; r < count; ++r) {
+                              if (row.empty()) continue;
                               to_f32(static_cast<const uint8_t*>(stored.data) + size_t(r0 + r) * in_row_bytes,
                                      stored.dtype, row.data(), size_t(cols));
                               try {
