@@ -1,10 +1,9 @@
 #include "io/config_json.h"
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "io/file.h"
 #include "paligemma/error.h"
 
 namespace pg {
@@ -223,11 +222,7 @@ PaliGemmaConfig parse_config_json(const std::string& text, const std::string& wh
 }
 
 PaliGemmaConfig load_config_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path + " (a model directory needs the hub's config.json)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_config_json(ss.str(), path);
+  return parse_config_json(read_regular_file(path, "model config"), path);
 }
 
 }  // namespace pg

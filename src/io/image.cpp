@@ -41,6 +41,7 @@
 #include <webp/decode.h>
 #include <webp/demux.h>
 
+#include "io/file.h"
 #include "paligemma/error.h"
 
 // The resampling coefficients must be computed with exactly Pillow's double arithmetic: no fused
@@ -1294,30 +1295,8 @@ ImageRGB8 decode_image_memory(const uint8_t* data, size_t size, const std::strin
 }
 
 ImageRGB8 decode_image_file(const std::string& path, size_t max_pixels) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) {
-    const int err = errno;
-    throw Error("cannot open image file '" + path + "': " + std::strerror(err) + "; check the path and permissions");
-  }
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(f, std::fclose);
-  struct stat st {};
-  if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    throw Error("cannot read image file '" + path + "': not a regular file; pass the path of an image file");
-  }
-  std::vector<uint8_t> bytes;
-  uint8_t chunk[1 << 16];
-  for (;;) {
-    const size_t got = std::fread(chunk, 1, sizeof chunk, f);
-    bytes.insert(bytes.end(), chunk, chunk + got);
-    if (got < sizeof chunk) {
-      if (std::ferror(f)) {
-        const int err = errno;
-        throw Error("cannot read image file '" + path + "': " + std::strerror(err) + "; check the file");
-      }
-      break;
-    }
-  }
-  return decode_image_memory(bytes.data(), bytes.size(), path, max_pixels);
+  const std::string bytes = read_regular_file(path, "image file");
+  return decode_image_memory(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path, max_pixels);
 }
 
 ImageRGB8 resize_bicubic_pil(const ImageRGB8& src, int out_width, int out_height) {

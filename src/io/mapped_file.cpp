@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "io/file.h"
 #include "paligemma/error.h"
 
 namespace pg {
@@ -92,12 +93,11 @@ const uint8_t* copy_into_memory(int fd, const std::string& path, size_t size) {
 }  // namespace
 
 MappedFile::MappedFile(const std::string& path, FileResidency residency) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot open " + path + ": " + std::strerror(errno));
+  const int fd = open_regular_file(path, "file");
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (::fstat(fd, &st) != 0) {
     ::close(fd);
-    throw Error(path + " is not a readable regular file");
+    throw Error("cannot read " + path + ": " + std::strerror(errno));
   }
   size_ = size_t(st.st_size);
   if (size_ > 0 && residency == FileResidency::Copied) {

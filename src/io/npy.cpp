@@ -5,6 +5,7 @@
 #include <regex>
 #include <sstream>
 
+#include "io/file.h"
 #include "paligemma/error.h"
 
 namespace pg {
@@ -43,6 +44,7 @@ void write_npy_f32(const std::string& path, const float* data, const std::vector
 }
 
 NpyArray read_npy(const std::string& path) {
+  check_regular_file(path, ".npy file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot read " + path);
   char magic[8];

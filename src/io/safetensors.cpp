@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "io/file.h"
 #include "paligemma/error.h"
 
 namespace pg {
@@ -99,10 +99,10 @@ SafetensorsCollection SafetensorsCollection::open_files(const std::vector<std::s
 SafetensorsCollection SafetensorsCollection::open_directory(const std::string& dir, FileResidency residency) {
   const fs::path index_path = fs::path(dir) / "model.safetensors.index.json";
   if (fs::exists(index_path)) {
-    std::ifstream in(index_path);
+    const std::string index_text = read_regular_file(index_path.string(), "shard index");
     json index;
     try {
-      index = json::parse(in);
+      index = json::parse(index_text);
     } catch (const json::exception& e) {
       throw Error(index_path.string() + " is not valid JSON: " + e.what());
     }

@@ -4,11 +4,13 @@
 
 #include <array>
 
+#include "io/file.h"
 #include "paligemma/error.h"
 
 namespace pg {
 
 Tokenizer::Tokenizer(const std::string& path) : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+  check_regular_file(path, "tokenizer");
   const auto status = sp_->Load(path);
   if (!status.ok())
     throw Error("cannot load tokenizer " + path + ": " + status.ToString() +

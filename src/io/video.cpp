@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 
+#include "io/file.h"
 #include "paligemma/error.h"
 
 extern "C" {
@@ -98,6 +99,7 @@ class VideoReader {
     decoder_.reset();
     format_.reset();
     AVFormatContext* raw = nullptr;
+    check_regular_file(path_, "video");
     int rc = avformat_open_input(&raw, path_.c_str(), nullptr, nullptr);
     if (rc < 0) fail("cannot be opened as a video (" + av_message(rc) + ")");
     format_.reset(raw);

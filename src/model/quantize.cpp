@@ -3,24 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "io/checkpoint.h"
+#include "io/file.h"
 #include "io/gguf.h"
 #include "model/paligemma.h"
 #include "paligemma/error.h"
 
 namespace pg {
 namespace {
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path.string());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 GgmlType ggml_type_of(DType t) {
   switch (t) {
@@ -59,8 +50,8 @@ QuantizeSummary quantize_checkpoint(const std::string& model_dir, QuantType type
   writer.add_u32("general.file_type", type == QuantType::Q8_0 ? 7 : 2);
   writer.add_u32("general.quantization_version", 2);
   writer.add_string("paligemma.quantization", quant_type_name(type));
-  writer.add_string(kGgufConfigKey, read_file(std::filesystem::path(model_dir) / "config.json"));
-  writer.add_bytes(kGgufTokenizerKey, read_file(checkpoint.tokenizer_path()));
+  writer.add_string(kGgufConfigKey, read_regular_file((std::filesystem::path(model_dir) / "config.json").string(), "model config"));
+  writer.add_bytes(kGgufTokenizerKey, read_regular_file(checkpoint.tokenizer_path(), "tokenizer"));
 
   QuantizeSummary summary;
   for (const auto& [name, t] : checkpoint.tensors()) {

@@ -24,6 +24,7 @@
 #include "args.h"
 #include "batch_request.h"
 #include "commands.h"
+#include "io/file.h"
 #include "io/video.h"
 #include "paligemma/engine.h"
 #include "tasks/detection.h"
@@ -38,6 +39,10 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// A request line is a few paths and a short prompt; a line far longer is a mistake (a data file given as
+// the input, an image pasted inline) and is reported instead of parsed.
+constexpr int64_t kDefaultMaxLineBytes = int64_t{1} << 20;
 
 // Decodes the request's image files (or video frames) into `req.generate`; relative paths are taken from
 // `base_dir` (the input file's folder). Throws RequestError.
@@ -83,14 +88,6 @@ ordered_json serve(const Engine& engine, const MaskDecoder* vae, const json& req
   return out;
 }
 
-std::string read_file(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + std::string(what) + " " + path + ": " + std::strerror(errno));
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> lines;
   size_t start = 0;
@@ -109,7 +106,7 @@ bool is_blank(const std::string& line) { return line.find_first_not_of(" \t\r") 
 std::set<std::string> finished_ids(const std::string& path) {
   std::set<std::string> ids;
   if (!fs::exists(path)) return ids;
-  std::string text = read_file(path, "output file");
+  std::string text = read_regular_file(path, "output file");
   if (!text.empty() && text.back() != '\n') {
     const size_t keep = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
     if (::truncate(path.c_str(), off_t(keep)) != 0)
@@ -130,12 +127,12 @@ std::set<std::string> finished_ids(const std::string& path) {
 }
 
 // Every non-blank line of the input file, in order (batch_request.h: read_request_line).
-std::vector<Pending> read_requests(const std::string& path) {
+std::vector<Pending> read_requests(const std::string& path, size_t max_line_bytes) {
   std::vector<Pending> out;
   std::set<std::string> seen;
-  const std::vector<std::string> lines = split_lines(read_file(path, "input file"));
+  const std::vector<std::string> lines = split_lines(read_regular_file(path, "input file"));
   for (size_t i = 0; i < lines.size(); ++i)
-    if (!is_blank(lines[i])) out.push_back(read_request_line(lines[i], i + 1, seen));
+    if (!is_blank(lines[i])) out.push_back(read_request_line(lines[i], i + 1, seen, max_line_bytes));
   return out;
 }
 
@@ -226,7 +223,8 @@ int run_batch(int argc, char** argv) {
                    {"--no-sliding-window", false},
                    {"--no-final-softcap", false},
                    {"--f32-activations", false},
-                   {"--no-mmap", false}});
+                   {"--no-mmap", false},
+                   {"--max-line-bytes", true}});
   if (!args.has("--input")) throw UsageError("batch needs --input REQUESTS.jsonl");
   if (!args.has("--output")) throw UsageError("batch needs --output RESULTS.jsonl");
   const std::string input = args.get("--input"), output = args.get("--output");
@@ -240,7 +238,8 @@ int run_batch(int argc, char** argv) {
   lo.reference_rounding = !args.has("--f32-activations");
   lo.copy_weights = args.has("--no-mmap");
 
-  const std::vector<Pending> requests = read_requests(input);
+  const std::vector<Pending> requests =
+      read_requests(input, size_t(args.get_int("--max-line-bytes", kDefaultMaxLineBytes, 1, int64_t{1} << 40)));
   const std::set<std::string> done_ids = finished_ids(output);
   std::vector<const Pending*> todo;
   for (const Pending& p : requests)

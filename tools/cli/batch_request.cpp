@@ -111,11 +111,19 @@ BatchRequest parse_request(const json& request) {
   return out;
 }
 
-Pending read_request_line(const std::string& line, size_t line_number, std::set<std::string>& seen_ids) {
+Pending read_request_line(const std::string& line, size_t line_number, std::set<std::string>& seen_ids,
+                          size_t max_line_bytes) {
   const std::string n = std::to_string(line_number);
   std::string line_id = n;
   line_id.insert(line_id.begin(), '#');  // (not "#" + ...: GCC 12 warns falsely, -Wrestrict)
   Pending p{line_number, line_id, json(), std::nullopt};
+  if (line.size() > max_line_bytes) {
+    // Not parsed at all: its size alone says it is no request (a prompt of that size cannot fit the model).
+    p.error = RequestError{"line_too_long", "line " + n + " is " + std::to_string(line.size()) +
+                                                " bytes, over the limit of " + std::to_string(max_line_bytes) +
+                                                " (--max-line-bytes)"};
+    return p;
+  }
   json request = json::parse(line, nullptr, false);
   if (request.is_discarded()) {
     p.error = RequestError{"bad_json", "line " + n + " is not valid JSON"};

@@ -3,6 +3,7 @@
 // arbitrary bytes).
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -28,9 +29,11 @@ struct Pending {
 };
 
 // The id of a non-blank line: its "id" (a string or whole number) when it parses and that id is not in
-// `seen_ids` (which then receives it), else "#<line number>" (bad JSON, no usable id: an error result; a
-// repeated id: a duplicate_id error result). Ids starting with '#' are reserved for these.
-Pending read_request_line(const std::string& line, size_t line_number, std::set<std::string>& seen_ids);
+// `seen_ids` (which then receives it), else "#<line number>" (bad JSON, no usable id, a line over
+// `max_line_bytes`: an error result; a repeated id: a duplicate_id error result). Ids starting with '#' are
+// reserved for these.
+Pending read_request_line(const std::string& line, size_t line_number, std::set<std::string>& seen_ids,
+                          size_t max_line_bytes = SIZE_MAX);
 
 // What one request asks for; the images are named, not yet read.
 struct BatchRequest {
