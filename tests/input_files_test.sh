@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Files a user names that are not regular files, or are far too large, give one clear error at once: a FIFO
 # as --image, --video, --vae, a weight shard, config.json or tokenizer.model; --output /dev/full; a request
-# line of 100 MB. Each command runs under `timeout`: before, each of these waited forever or for minutes.
+# line of 100 MB; masks for a 100000x100000 image. Each command runs under `timeout`: before, each of
+# these waited forever or for minutes.
 # usage: input_files_test.sh PALIGEMMA_BINARY FIXTURES_DIR
 set -uo pipefail
 BIN=$1
@@ -79,5 +80,14 @@ printf '{"id": "a", "image": "%s", "prompt": "caption en", "max_tokens": 2}\n' "
 timeout 20 "$BIN" batch --model "$MODEL" --input "$TMP/one.jsonl" --output "$TMP/limited.jsonl" \
   --max-line-bytes 100 >/dev/null 2>&1
 check "--max-line-bytes 100 refuses a longer line" grep -q '"id":"#1","error":{"code":"line_too_long"' "$TMP/limited.jsonl"
+
+# parse: masks of an image far over the pixel limit are refused before any mask work (before, the process
+# grew to 9.8 GB first); the address-space cap keeps a regression from taking the machine's memory.
+SEGMENT="<loc0100><loc0100><loc0900><loc0900>$(for i in $(seq 10 25); do printf '<seg0%d>' "$i"; done) cat"
+(ulimit -v 4000000; timeout 20 "$BIN" parse --text "$SEGMENT" --width 100000 --height 100000 --json) \
+  >"$TMP/out" 2>"$TMP/err"
+check "parse 100000x100000 with a mask: refused (rc $?)" test $? -eq 1
+check "parse 100000x100000 with a mask: names the image pixel limit" \
+  grep -qF "100000x100000 image (10000000000 pixels) are over the image pixel limit of 268435456" "$TMP/err"
 
 finish

@@ -286,11 +286,20 @@ CocoRle encode_coco_rle(const BinaryMask& mask) {
   return rle;
 }
 
-DecodedObjects decode_objects(std::string_view text, int image_width, int image_height, const MaskDecoder* decoder) {
+DecodedObjects decode_objects(std::string_view text, int image_width, int image_height, const MaskDecoder* decoder,
+                              size_t max_pixels) {
   ParsedDetections parsed = parse_detections(text, image_width, image_height);
   DecodedObjects out;
   out.objects = std::move(parsed.objects);
   out.text = std::move(parsed.text);
+  const uint64_t pixels = uint64_t(image_width) * uint64_t(image_height);
+  const bool masks_due = decoder && std::any_of(out.objects.begin(), out.objects.end(), [](const DetectedObject& o) {
+                           return o.valid && !o.seg_codes.empty();
+                         });
+  if (masks_due && pixels > max_pixels)
+    throw Error("the masks of a " + std::to_string(image_width) + "x" + std::to_string(image_height) + " image (" +
+                std::to_string(pixels) + " pixels) are over the image pixel limit of " + std::to_string(max_pixels) +
+                " (each mask is an image-sized bitmap); give the image's real size");
   out.masks.resize(out.objects.size());
   for (size_t i = 0; i < out.objects.size(); ++i) {
     const DetectedObject& o = out.objects[i];

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "paligemma/image.h"
 #include "tasks/detection.h"
 
 namespace pg {
@@ -86,8 +87,11 @@ struct DecodedObjects {
   bool needs_mask_decoder = false;  // some object has seg codes but no decoder was given
 };
 
-// parse_detections, then the masks (when `decoder` is not null). Throws pg::Error for an image size < 1.
-DecodedObjects decode_objects(std::string_view text, int image_width, int image_height, const MaskDecoder* decoder);
+// parse_detections, then the masks (when `decoder` is not null). Throws pg::Error for an image size < 1, and
+// before any mask work when masks are due and the image has more than `max_pixels` pixels (each mask is an
+// image-sized bitmap; the default is the limit decoded images have).
+DecodedObjects decode_objects(std::string_view text, int image_width, int image_height, const MaskDecoder* decoder,
+                              size_t max_pixels = kDefaultMaxImagePixels);
 
 // The objects as a JSON array: {"label", "box": [x0, y0, x1, y1], "box_normalized": [...], "valid",
 // "seg_codes" (segmentation only), "mask": {"size": [H, W], "counts": [...]} (when decoded)}.
