@@ -1,6 +1,8 @@
 // The `paligemma` command-line program: dispatches to one subcommand per file (tools/cli/*_command.cpp).
 #include <malloc.h>
 
+#include <cstdlib>
+
 #include <iostream>
 #include <map>
 #include <string>
@@ -58,6 +60,18 @@ const char* const kUsage =
     "       paligemma quantize --model DIR --type q8_0|q4_0 --output FILE.gguf [--threads N]\n"
     "                       one GGUF file with 8- or 4-bit weights (docs/quantization.md); --model FILE.gguf loads it\n"
     "       paligemma --help\n";
+
+// libgomp's default wait policy spins a waiting thread for a while; when another process holds a core, the
+// spinning thread burns the time slice that the thread it waits for needs, and a 2-core machine with one busy
+// core ran a batch 3-12 times slower than with one thread (docs/cli.md, "Threads"). A passive wait costs
+// little when the cores are free. libgomp reads the policy once, in its own initializer, which runs before
+// main() and before constructors: functions in .preinit_array run earlier still, so the default is set there.
+// An OMP_WAIT_POLICY or GOMP_SPINCOUNT the user set wins.
+void prefer_passive_openmp_wait(int, char**, char**) {
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+}
+__attribute__((section(".preinit_array"), used)) void (*const kPreinitOpenmpWait)(int, char**, char**) =
+    prefer_passive_openmp_wait;
 
 }  // namespace
 
