@@ -121,11 +121,15 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
   tm.preprocess_s = since(t0);
 
   r.prompt_tokens = prompt_ids(req.images.size(), req.prompt);
+  // More new tokens than the context has room for stop where it ends (finish_reason "length"), as
+  // llama.cpp does; a prompt that leaves no room is an error.
   const int64_t limit = model.config().text.max_positions;
-  if (int64_t(r.prompt_tokens.size()) + req.max_tokens > limit)
-    throw Error("the prompt (" + std::to_string(r.prompt_tokens.size()) + " tokens with its images) plus " +
-                std::to_string(req.max_tokens) + " new tokens exceeds the model's " + std::to_string(limit) +
-                " positions; use fewer images, a shorter prompt or fewer max tokens");
+  const int64_t room = limit - int64_t(r.prompt_tokens.size());
+  if (room < 1)
+    throw Error("the prompt (" + std::to_string(r.prompt_tokens.size()) + " tokens with its images) leaves no room "
+                "for a new token in the model's " + std::to_string(limit) +
+                " positions; use fewer images or a shorter prompt");
+  const int64_t max_tokens = std::min(req.max_tokens, room);
 
   t0 = Clock::now();
   std::vector<float> image_rows;
@@ -137,7 +141,7 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
 
   const std::vector<float> rows = model.embed_prompt(r.prompt_tokens, image_rows);
   DecodeOptions d;
-  d.max_tokens = req.max_tokens;
+  d.max_tokens = max_tokens;
   d.ignore_eos = req.ignore_eos;
   d.keep_logits = req.keep_logits;
   d.beams = req.beams;
@@ -153,7 +157,7 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
   Generation g = generate_tokens(model, rows, int64_t(r.prompt_tokens.size()), {tokenizer.eos_id()}, d, on_token);
   r.tokens = std::move(g.tokens);
   r.logits = std::move(g.logits);
-  r.finish_reason = finish_name(g.finish);
+  r.finish_reason = g.finish == FinishReason::MaxTokens && max_tokens < req.max_tokens ? "length" : finish_name(g.finish);
   r.score = g.score;
   r.text = tokenizer.decode(r.tokens);
   r.text = r.text.substr(0, first_stop(r.text, req.stop));

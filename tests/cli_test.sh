@@ -61,8 +61,27 @@ cp -r "$MODEL" "$TMP/noconf" && rm "$TMP/noconf/config.json"
 run generate --model "$TMP/noconf" --image "$IMAGE" --prompt "caption en"
 check "missing config" one_line_error "config.json"
 
-run generate --model "$MODEL" --image "$IMAGE" --prompt "caption en" --max-tokens 100000
-check "sequence longer than the model's positions" one_line_error "positions"
+# More new tokens than the context holds stop where it ends, with finish_reason "length": a copy of the model
+# whose max_position_embeddings leaves room for 3 tokens after the prompt.
+run generate --model "$MODEL" --image "$IMAGE" --prompt "caption en" --max-tokens 1 --json
+prompt_len=$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["prompt_tokens"]))' <"$TMP/out")
+cp -r "$MODEL" "$TMP/short"
+python3 - "$TMP/short/config.json" "$prompt_len" <<'PY'
+import json, sys
+path, prompt_len = sys.argv[1], int(sys.argv[2])
+config = json.load(open(path))
+config["text_config"]["max_position_embeddings"] = prompt_len + 3
+json.dump(config, open(path, "w"))
+PY
+run generate --model "$TMP/short" --image "$IMAGE" --prompt "caption en" --max-tokens 100000 --ignore-eos --json
+check "--max-tokens beyond the context: stops at it with finish_reason length" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+sys.exit(not (r["finish_reason"] == "length" and len(r["tokens"]) == 3))' "$TMP/out"
+run generate --model "$TMP/short" --image "$IMAGE" --prompt "caption en" --max-tokens 3 --ignore-eos --json
+check "--max-tokens that fits exactly: finish_reason max_tokens" grep -q '"finish_reason":"max_tokens"' "$TMP/out"
+run generate --model "$TMP/short" --image "$IMAGE" --prompt "caption en and a longer prompt" --max-tokens 1
+check "a prompt that fills the context is an error" one_line_error "positions"
 
 run generate --model "$MODEL" --image "$IMAGE" --prompt "<image> caption en"
 check "literal <image> in the prompt" one_line_error "<image>"

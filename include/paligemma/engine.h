@@ -70,7 +70,8 @@ struct GenerateResult {
   std::vector<int32_t> tokens;              // generated, with the final <eos> if produced
   std::string text;                         // generated text without special tokens
   std::vector<std::vector<float>> logits;   // [tokens][vocab] when keep_logits
-  std::string finish_reason;                // "eos", "max_tokens" or "stop" (a stop string)
+  std::string finish_reason;                // "eos", "max_tokens", "stop" (a stop string) or "length" (the
+                                            // model's positions ran out before max_tokens)
   float score = 0;                          // beam search: transformers' sequences_scores; otherwise 0
   Timings timings;
 };
