@@ -10,6 +10,7 @@
 #include "generate/generator.h"
 #include "io/checkpoint.h"
 #include "io/tokenizer.h"
+#include "model/image_feature_cache.h"
 #include "model/paligemma.h"
 #include "tasks/prompt.h"
 
@@ -55,6 +56,7 @@ struct Engine::Impl {
   std::unique_ptr<Checkpoint> checkpoint;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<PaliGemmaModel> model;
+  std::unique_ptr<ImageFeatureCache> image_cache;
   double load_seconds = 0;
 };
 
@@ -84,13 +86,32 @@ std::unique_ptr<Engine> Engine::load(const std::string& dir, const LoadOptions& 
   model_options.reference_rounding = options.reference_rounding;
   impl->model = std::make_unique<PaliGemmaModel>(config, bind_weights(config, impl->checkpoint->lookup()),
                                                  model_options);
+  impl->image_cache = std::make_unique<ImageFeatureCache>(options.image_cache_bytes);
   impl->load_seconds = since(t0);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
-std::vector<float> Engine::preprocess(const ImageRGB8& image) const {
+std::vector<float> Engine::preprocess(const ImageRGB8& image) const { return normalize_to_chw(model_input(image)); }
+
+ImageRGB8 Engine::model_input(const ImageRGB8& image) const {
   const int64_t S = impl_->model->config().vision.image_size;
-  return normalize_to_chw(resize_bicubic_pil(image, int(S), int(S)));
+  return resize_bicubic_pil(image, int(S), int(S));
+}
+
+std::shared_ptr<const std::vector<float>> Engine::image_features(const ImageRGB8& model_input) const {
+  const int64_t S = impl_->model->config().vision.image_size;
+  if (model_input.width != S || model_input.height != S)
+    throw Error("image_features takes an image at the model's resolution (" + std::to_string(S) + "x" +
+                std::to_string(S) + "), not " + std::to_string(model_input.width) + "x" +
+                std::to_string(model_input.height) + ": pass it through model_input first");
+  return impl_->image_cache->get(model_input, [&] {
+    return impl_->model->image_embeddings(normalize_to_chw(model_input).data());
+  });
+}
+
+Engine::ImageCacheStats Engine::image_cache_stats() const {
+  const ImageFeatureCache::Stats s = impl_->image_cache->stats();
+  return {s.hits, s.misses};
 }
 
 std::vector<int32_t> Engine::prompt_ids(size_t image_count, const std::string& prompt) const {
@@ -111,12 +132,12 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
   Timings& tm = r.timings;
 
   auto t0 = Clock::now();
-  std::vector<std::vector<float>> pixels;
+  std::vector<ImageRGB8> inputs;
   for (const ImageRGB8& image : req.images) {
     if (image.width <= 0 || image.height <= 0 || image.pixels.size() != size_t(image.width) * image.height * 3)
       throw Error("an input image is empty or inconsistent (" + std::to_string(image.width) + "x" +
                   std::to_string(image.height) + ")");
-    pixels.push_back(preprocess(image));
+    inputs.push_back(model_input(image));
   }
   tm.preprocess_s = since(t0);
 
@@ -132,10 +153,10 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
   const int64_t max_tokens = std::min(req.max_tokens, room);
 
   t0 = Clock::now();
-  std::vector<float> image_rows;
-  for (const auto& p : pixels) {
-    const std::vector<float> e = model.image_embeddings(p.data());
-    image_rows.insert(image_rows.end(), e.begin(), e.end());
+  std::vector<float> image_rows;  // [images * image tokens, text hidden]
+  for (const ImageRGB8& input : inputs) {
+    const std::shared_ptr<const std::vector<float>> e = image_features(input);
+    image_rows.insert(image_rows.end(), e->begin(), e->end());
   }
   tm.vision_s = since(t0);
 

@@ -28,6 +28,13 @@ Fixture& fixture() {
   return f;
 }
 
+// The scheduler's image features: the fixture's own model, no cache.
+Scheduler::ImageFeatures features_of_model() {
+  return [](const ImageRGB8& image) {
+    return std::make_shared<const std::vector<float>>(fixture().model.image_embeddings(normalize_to_chw(image).data()));
+  };
+}
+
 ImageRGB8 test_image(int w, int h, int seed) {
   ImageRGB8 img{w, h, std::vector<uint8_t>(size_t(w * h * 3))};
   for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = uint8_t((i * 37 + size_t(seed) * 101) % 251);
@@ -43,7 +50,7 @@ std::shared_ptr<ServingJob> make_job(const ImageRGB8& image, const std::string& 
                                      std::shared_ptr<Outcome> out) {
   Fixture& f = fixture();
   auto job = std::make_shared<ServingJob>();
-  job->pixels.push_back(f.engine->preprocess(image));
+  job->images.push_back(f.engine->model_input(image));
   job->prompt_ids = f.engine->prompt_ids(1, prompt);
   job->max_tokens = max_tokens;
   job->eos_id = f.tokenizer.eos_id();
@@ -56,7 +63,7 @@ std::shared_ptr<ServingJob> make_job(const ImageRGB8& image, const std::string& 
 
 TEST(Scheduler, BatchedRequestsMatchSingleRuns) {
   Fixture& f = fixture();
-  Scheduler scheduler(f.model, 16, 3);
+  Scheduler scheduler(f.model, features_of_model(), 16, 3);
   const std::vector<std::tuple<int, int, std::string, int64_t>> requests = {
       {40, 30, "caption en", 9}, {64, 64, "answer en what is this?", 12}, {20, 90, "detect cat", 5},
       {100, 50, "ocr", 11}, {33, 33, "caption es", 7}};
@@ -80,7 +87,7 @@ TEST(Scheduler, BatchedRequestsMatchSingleRuns) {
 
 TEST(Scheduler, FullQueueRefusesAndCancelStops) {
   Fixture& f = fixture();
-  Scheduler scheduler(f.model, 1, 4);
+  Scheduler scheduler(f.model, features_of_model(), 1, 4);
   // The first job holds the worker inside its token callback until the queue has been filled.
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
@@ -112,7 +119,7 @@ TEST(Scheduler, FullQueueRefusesAndCancelStops) {
 
 TEST(Scheduler, StopCallbackEndsAfterTheToken) {
   Fixture& f = fixture();
-  Scheduler scheduler(f.model, 4, 4);
+  Scheduler scheduler(f.model, features_of_model(), 4, 4);
   auto out = std::make_shared<Outcome>();
   auto job = make_job(test_image(50, 40, 4), "caption en", 20, out);
   int n = 0;

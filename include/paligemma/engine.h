@@ -34,6 +34,9 @@ struct LoadOptions {
   // a copy the size of the weights, no page cache sharing, but full memory speed on hosts where long-cached
   // pages read slowly (docs/benchmarks.md). Not with lazy_load.
   bool copy_weights = false;
+  // Image features of recently seen images are kept up to this many bytes and reused when the same image
+  // (the same pixels at the model's resolution) comes again, skipping the vision tower; 0: never kept.
+  size_t image_cache_bytes = size_t{256} << 20;
 };
 
 struct GenerateRequest {
@@ -55,8 +58,8 @@ struct GenerateRequest {
 };
 
 struct Timings {
-  double preprocess_s = 0;  // resize + normalize
-  double vision_s = 0;      // SigLIP + projector
+  double preprocess_s = 0;  // resize to the model's resolution
+  double vision_s = 0;      // normalize + SigLIP + projector (about 0 for images whose features were kept)
   double prefill_s = 0;     // decoder over the prefix, up to the first token
   double ttft_s = 0;        // preprocess + vision + prefill
   double decode_s = 0;      // all later tokens
@@ -97,6 +100,16 @@ class Engine {
 
   // Pixel tensor the vision tower sees for one image: [3, S, S] in [-1, 1].
   std::vector<float> preprocess(const ImageRGB8& image) const;
+  // The image resized to the model's resolution, S x S (what preprocess normalizes).
+  ImageRGB8 model_input(const ImageRGB8& image) const;
+  // The image features (projector output, [image tokens, text hidden]) of an image at the model's
+  // resolution: the kept ones when it was seen recently (LoadOptions::image_cache_bytes), else computed now.
+  std::shared_ptr<const std::vector<float>> image_features(const ImageRGB8& model_input) const;
+  struct ImageCacheStats {
+    uint64_t hits = 0;    // image_features answered from the kept features
+    uint64_t misses = 0;  // computed
+  };
+  ImageCacheStats image_cache_stats() const;
   // Prompt ids for `image_count` images and `prompt`.
   std::vector<int32_t> prompt_ids(size_t image_count, const std::string& prompt) const;
   // Text of token ids (special tokens skipped, <loc>/<seg> kept).

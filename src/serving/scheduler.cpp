@@ -28,8 +28,11 @@ struct Scheduler::Sequence {
       : job(std::move(j)), cache(c, int64_t(job->prompt_ids.size()) + job->max_tokens) {}
 };
 
-Scheduler::Scheduler(const PaliGemmaModel& model, size_t max_queue, size_t max_batch)
-    : model_(model), max_queue_(max_queue), max_batch_(std::max<size_t>(1, max_batch)) {
+Scheduler::Scheduler(const PaliGemmaModel& model, ImageFeatures image_features, size_t max_queue, size_t max_batch)
+    : model_(model),
+      image_features_(std::move(image_features)),
+      max_queue_(max_queue),
+      max_batch_(std::max<size_t>(1, max_batch)) {
   worker_ = std::thread([this] { run(); });
 }
 
@@ -138,10 +141,10 @@ void Scheduler::start(std::vector<std::pair<std::shared_ptr<ServingJob>, double>
       auto seq = std::make_unique<Sequence>(job, model_.config().text);
       seq->timings.queued_s = queued_s;
       const double t0 = now_s();
-      std::vector<float> image_rows;
-      for (const auto& p : job->pixels) {
-        const std::vector<float> e = model_.image_embeddings(p.data());
-        image_rows.insert(image_rows.end(), e.begin(), e.end());
+      std::vector<float> image_rows;  // [images * image tokens, text hidden]
+      for (const ImageRGB8& image : job->images) {
+        const std::shared_ptr<const std::vector<float>> e = image_features_(image);
+        image_rows.insert(image_rows.end(), e->begin(), e->end());
       }
       seq->timings.vision_s = now_s() - t0;
       prompts.push_back(model_.embed_prompt(job->prompt_ids, image_rows));

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/paligemma.h"
+#include "paligemma/image.h"
 
 namespace pg {
 
@@ -30,7 +31,7 @@ struct ServingJob {
   // decoding strategies that manage their own sequences, such as beam search); it must report through
   // on_done itself.
   std::function<void()> exclusive;
-  std::vector<std::vector<float>> pixels;  // preprocessed images, [3, S, S] each
+  std::vector<ImageRGB8> images;           // at the model's resolution (Engine::model_input)
   std::vector<int32_t> prompt_ids;         // image placeholders, <bos>, prompt, "\n"
   int64_t max_tokens = 64;
   int32_t eos_id = 1;
@@ -48,8 +49,10 @@ struct ServingJob {
 
 class Scheduler {
  public:
+  // An image's features (projector output rows), e.g. Engine::image_features with its cache.
+  using ImageFeatures = std::function<std::shared_ptr<const std::vector<float>>(const ImageRGB8& model_input)>;
   // max_queue: jobs waiting for a slot; max_batch: sequences decoded together.
-  Scheduler(const PaliGemmaModel& model, size_t max_queue, size_t max_batch);
+  Scheduler(const PaliGemmaModel& model, ImageFeatures image_features, size_t max_queue, size_t max_batch);
   ~Scheduler();  // finishes nothing new: queued and running jobs end with an error
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -81,6 +84,7 @@ class Scheduler {
   bool accept(Sequence& seq, int32_t token);
 
   const PaliGemmaModel& model_;
+  ImageFeatures image_features_;
   const size_t max_queue_, max_batch_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -224,7 +224,8 @@ int run_batch(int argc, char** argv) {
                    {"--no-final-softcap", false},
                    {"--f32-activations", false},
                    {"--no-mmap", false},
-                   {"--max-line-bytes", true}});
+                   {"--max-line-bytes", true},
+                   {"--image-cache-mb", true}});
   if (!args.has("--input")) throw UsageError("batch needs --input REQUESTS.jsonl");
   if (!args.has("--output")) throw UsageError("batch needs --output RESULTS.jsonl");
   const std::string input = args.get("--input"), output = args.get("--output");
@@ -237,6 +238,7 @@ int run_batch(int argc, char** argv) {
   lo.final_softcap = !args.has("--no-final-softcap");
   lo.reference_rounding = !args.has("--f32-activations");
   lo.copy_weights = args.has("--no-mmap");
+  lo.image_cache_bytes = size_t(args.get_int("--image-cache-mb", 256, 0, 1 << 20)) << 20;
 
   const std::vector<Pending> requests =
       read_requests(input, size_t(args.get_int("--max-line-bytes", kDefaultMaxLineBytes, 1, int64_t{1} << 40)));

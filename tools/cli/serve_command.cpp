@@ -13,7 +13,8 @@ int run_serve(int argc, char** argv) {
   const Args args(argc, argv, 2,
                   {{"--model", true}, {"--vae", true}, {"--host", true}, {"--port", true}, {"--api-key", true}, {"--threads", true},
                    {"--max-body-mb", true}, {"--max-image-pixels", true}, {"--max-images", true},
-                   {"--max-tokens-limit", true}, {"--max-queue", true}, {"--max-batch", true}, {"--no-mmap", false}});
+                   {"--max-tokens-limit", true}, {"--max-queue", true}, {"--max-batch", true}, {"--no-mmap", false},
+                   {"--image-cache-mb", true}});
   server::Options o;
   o.host = args.get("--host", o.host);
   o.port = int(args.get_int("--port", o.port, 0, 65535));
@@ -29,6 +30,7 @@ int run_serve(int argc, char** argv) {
   LoadOptions lo;
   lo.threads = int(args.get_int("--threads", 0, 1, 1024));
   lo.copy_weights = args.has("--no-mmap");
+  lo.image_cache_bytes = size_t(args.get_int("--image-cache-mb", 256, 0, 1 << 20)) << 20;
   std::unique_ptr<MaskDecoder> vae;
   if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(vae_path);
   const auto engine = Engine::load(dir, lo);

@@ -88,14 +88,16 @@ class Service {
       : engine_(engine),
         mask_decoder_(mask_decoder),
         options_(options),
-        scheduler_(engine.model(), options.limits.max_queue, options.limits.max_batch) {}
+        scheduler_(
+            engine.model(), [&engine](const ImageRGB8& image) { return engine.image_features(image); },
+            options.limits.max_queue, options.limits.max_batch) {}
 
   // Queues the request; throws HttpError (400 for prompts the model cannot take, 503 when full).
   std::shared_ptr<Channel> submit(const Ask& ask) {
     auto job = std::make_shared<ServingJob>();
     std::vector<int32_t> ids;
     try {
-      for (const auto& image : ask.images) job->pixels.push_back(engine_.preprocess(image));
+      for (const auto& image : ask.images) job->images.push_back(engine_.model_input(image));
       ids = engine_.prompt_ids(ask.images.size(), ask.prompt);
     } catch (const Error& e) {
       throw HttpError{400, "invalid_prompt", e.what()};
