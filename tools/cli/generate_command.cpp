@@ -107,6 +107,9 @@ int run_generate(int argc, char** argv) {
   lo.reference_rounding = !args.has("--f32-activations");
   lo.lazy_load = args.has("--lazy-load");
   lo.copy_weights = args.has("--no-mmap");
+  // One request: kept image features could only serve --warmup/--repeat runs, whose timings must include
+  // the vision tower.
+  lo.image_cache_bytes = 0;
   if (lo.lazy_load && lo.copy_weights) throw UsageError("use either --lazy-load or --no-mmap, not both");
   const int64_t warmup_runs = args.get_int("--warmup", 0, 0, 1000);
   const int64_t measured_runs = args.get_int("--repeat", 1, 1, 1000);

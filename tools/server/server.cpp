@@ -195,13 +195,15 @@ class Service {
   const Options& options() const { return options_; }
   json health() const {
     const Scheduler::WorkTotals work = scheduler_.work_totals();
+    const Engine::ImageCacheStats cache = engine_.image_cache_stats();
     return json{{"status", "ok"},
                 {"running", scheduler_.running()},
                 {"queued", scheduler_.queued()},
                 {"finished", scheduler_.finished()},
                 {"cancelled", scheduler_.cancelled()},
                 {"work", {{"prefill_s", work.prefill_s}, {"decode_s", work.decode_s},
-                          {"decode_tokens", work.decode_tokens}}}};
+                          {"decode_tokens", work.decode_tokens}}},
+                {"image_cache", {{"hits", cache.hits}, {"misses", cache.misses}}}};
   }
 
  private:
