@@ -101,7 +101,7 @@ class VideoErrors : public ::testing::Test {
 };
 
 TEST_F(VideoErrors, MissingEmptyGarbageTruncated) {
-  expect_error((dir / "absent.mp4").string(), "cannot be opened");
+  expect_error((dir / "absent.mp4").string(), "cannot open video");
   expect_error(write("empty.mp4", ""), "cannot be opened");
   std::mt19937 rng(3);
   std::string noise(4096, '\0');
