@@ -344,6 +344,17 @@ def main():
     finally:
         srv.stop()
 
+    # A port another server listens on is refused, not shared (SO_REUSEPORT would let both accept).
+    srv = Server()
+    try:
+        r = subprocess.run([BIN, "serve", "--model", MODEL, "--port", str(srv.port)], capture_output=True, timeout=15)
+        check("busy port refused", r.returncode != 0 and f"port {srv.port} is in use".encode() in r.stderr,
+              (r.returncode, r.stderr))
+    except subprocess.TimeoutExpired as e:
+        check("busy port refused", False, ("still running", e.stderr))
+    finally:
+        srv.stop()
+
     # Refuses to start on an address it cannot bind, with one clear line.
     r = subprocess.run([BIN, "serve", "--model", MODEL, "--host", "192.0.2.1", "--port", "1"], capture_output=True)
     check("bind failure", r.returncode != 0 and b"cannot listen" in r.stderr, r.stderr)

@@ -3,11 +3,15 @@
 #include "request.h"
 
 #include <httplib.h>
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <iostream>
@@ -363,6 +367,31 @@ json models_json(const Engine& engine, const std::string& name) {
 pthread_t stop_signal_waiter;
 void forward_stop_signal(int sig) { pthread_kill(stop_signal_waiter, sig); }
 
+// Why the server could not bind, found by binding once more as it does (cpp-httplib only says it failed).
+std::string bind_failure(const std::string& host, int port) {
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || !found)
+    return "not an address of this machine";
+  int error = 0;
+  const int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
+  if (fd < 0) {
+    error = errno;
+  } else {
+    const int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0) error = errno;
+    close(fd);
+  }
+  freeaddrinfo(found);
+  if (error == EADDRINUSE) return "port " + std::to_string(port) + " is in use";
+  if (error == EADDRNOTAVAIL) return "not an address of this machine";
+  return error ? std::strerror(error) : "the address cannot be listened on";
+}
+
 }  // namespace
 
 int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& options) {
@@ -456,9 +485,15 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
     http.Patch(path, not_allowed("GET"));
   }
 
+  // Not cpp-httplib's default options: they add SO_REUSEPORT, with which a second server binds a busy port
+  // and the kernel splits the connections between the two. SO_REUSEADDR alone lets a restart bind at once.
+  http.set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   if (!http.bind_to_port(options.host, options.port)) {
-    std::cerr << "paligemma: cannot listen on " << options.host << ":" << options.port
-              << " (address in use, or not an address of this machine)\n";
+    std::cerr << "paligemma: cannot listen on " << options.host << ":" << options.port << ": "
+              << bind_failure(options.host, options.port) << "\n";
     return 1;
   }
   std::thread stopper([&] {
