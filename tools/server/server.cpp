@@ -487,15 +487,21 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
 
   // Not cpp-httplib's default options: they add SO_REUSEPORT, with which a second server binds a busy port
   // and the kernel splits the connections between the two. SO_REUSEADDR alone lets a restart bind at once.
-  http.set_socket_options([](socket_t sock) {
+  socket_t listener = INVALID_SOCKET;
+  http.set_socket_options([&listener](socket_t sock) {
     const int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listener = sock;
   });
   if (!http.bind_to_port(options.host, options.port)) {
     std::cerr << "paligemma: cannot listen on " << options.host << ":" << options.port << ": "
               << bind_failure(options.host, options.port) << "\n";
     return 1;
   }
+  // Debian's libcpp-httplib 0.11 listens with a backlog of 5: when clients connect faster than the accept
+  // thread runs (a busy machine), the kernel's queues overflow into SYN cookies and some connections are
+  // reset. Listening again on the bound socket only sets a longer backlog.
+  ::listen(listener, SOMAXCONN);
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&signals, &sig);
