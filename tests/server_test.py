@@ -208,6 +208,14 @@ def main():
         check("two images == CLI", st == 200 and body["tokens"] == cli_tokens([IMAGES[0], IMAGES[2]], "answer en same?", 5),
               (st, body))
 
+        # The base64 of every JPEG starts with "/9j/": base64 all the same, not a path.
+        jpeg = os.path.join(FIX, "cases", "pg1_jpeg_nonascii", "photo.jpg")
+        jpeg_b64 = b64(jpeg)
+        jpeg_cli = cli_generate([jpeg], "caption en", 6)
+        st, body, _ = srv.request("POST", "/v1/generate", dict(ok_body, images=[jpeg_b64]), key=KEY)
+        check("base64 JPEG", jpeg_b64.startswith("/9j/") and st == 200 and body["tokens"] == jpeg_cli["tokens"],
+              (st, body))
+
         # Streaming: one event per token with the text that token added, then the final object.
         st, events = sse_events(srv, "/v1/generate", dict(ok_body, stream=True))
         tokens = [json.loads(d) for e, d in events if e == "token"]
@@ -245,6 +253,10 @@ def main():
         check("chat stream ends with [DONE]", events and events[-1][1] == "[DONE]", events[-2:])
         check("chat stream text", "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == chat_text,
               chunks)
+        jpeg_chat = dict(chat, messages=[{"role": "user", "content": [
+            {"type": "text", "text": "caption en"}, {"type": "image_url", "image_url": {"url": jpeg_b64}}]}])
+        st, body, _ = srv.request("POST", "/v1/chat/completions", jpeg_chat, key=KEY)
+        check("chat base64 JPEG", st == 200 and body["choices"][0]["message"]["content"] == jpeg_cli["text"], (st, body))
         multi = dict(chat, messages=chat["messages"] + [{"role": "assistant", "content": "x"},
                                                          {"role": "user", "content": "more"}])
         st, body, _ = srv.request("POST", "/v1/chat/completions", multi, key=KEY)
@@ -262,6 +274,8 @@ def main():
             ("not base64", "/v1/generate", dict(ok_body, images=["!!!"]), None, 400),
             ("URL refused", "/v1/generate", dict(ok_body, images=["https://example.com/a.png"]), None, 400),
             ("path refused", "/v1/generate", dict(ok_body, images=["/etc/passwd"]), None, 400),
+            ("path refused, base64 length", "/v1/generate", dict(ok_body, images=["/usr/share/pics/dog"]), None, 400),
+            ("data URL not base64", "/v1/generate", dict(ok_body, images=["data:image/png;base64,%%"]), None, 400),
             ("undecodable", "/v1/generate", dict(ok_body, images=[base64.b64encode(b"not an image").decode()]), None, 415),
             ("pixel bomb", "/v1/generate", dict(ok_body, images=[base64.b64encode(png_header_only(40000, 40000)).decode()]),
              None, 413),
@@ -273,6 +287,10 @@ def main():
             st, body, _ = srv.request("POST", path, body_, headers, key=KEY)
             check(name, st == status and isinstance(body, dict) and set(body.get("error", {})) == {"code", "message"},
                   (st, body))
+        for name in ("https://example.com/a.png", "/etc/passwd", "/usr/share/pics/dog"):
+            st, body, _ = srv.request("POST", "/v1/generate", dict(ok_body, images=[name]), key=KEY)
+            check("refusal names the rule: " + name, st == 400 and "does not fetch URLs or read files" in
+                  body["error"]["message"], (st, body))
         st, body, _ = srv.request("GET", "/nope", key=KEY)
         check("404", st == 404 and body["error"]["code"] == "not_found", (st, body))
         st, body, r = srv.request("GET", "/v1/generate", key=KEY)

@@ -11,12 +11,14 @@ using nlohmann::json;
 
 namespace {
 
-std::string decode_base64(const std::string& in) {
+// Standard base64 (whitespace allowed, padding optional); false when `in` is not base64.
+bool decode_base64(const std::string& in, std::string& out) {
   static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
+  out.clear();
   out.reserve(in.size() * 3 / 4);
   uint32_t acc = 0;
   int bits = 0, padding = 0;
+  size_t symbols = 0;
   for (char c : in) {
     if (c == '\r' || c == '\n' || c == ' ') continue;
     if (c == '=') {
@@ -24,8 +26,8 @@ std::string decode_base64(const std::string& in) {
       continue;
     }
     const size_t v = alphabet.find(c);
-    if (v == std::string::npos || padding)
-      throw HttpError{400, "invalid_image", "an image is not valid base64 (nor a data URL holding base64)"};
+    if (v == std::string::npos || padding) return false;
+    ++symbols;
     acc = (acc << 6) | uint32_t(v);
     bits += 6;
     if (bits >= 8) {
@@ -33,8 +35,8 @@ std::string decode_base64(const std::string& in) {
       out.push_back(char((acc >> bits) & 0xff));
     }
   }
-  if (padding > 2) throw HttpError{400, "invalid_image", "an image's base64 has too much padding"};
-  return out;
+  // One symbol left over is never base64; padding fills the last group to four symbols, no more.
+  return symbols % 4 != 1 && padding <= 2 && (padding == 0 || (symbols + padding) % 4 == 0);
 }
 
 ImageRGB8 decode_image_bytes(const std::string& bytes, const std::string& name, const Limits& limits) {
@@ -50,22 +52,32 @@ ImageRGB8 decode_image_bytes(const std::string& bytes, const std::string& name, 
 }
 
 // A base64 string or a data URL ("data:image/png;base64,..."). URLs and paths are refused: the server
-// never fetches or opens what a client names.
+// never fetches or opens what a client names. Whether a string is base64 is decided by decoding it, since
+// base64 may start with '/' (every JPEG's does: "/9j/"); a '/' string whose bytes are no image reads as a path.
 ImageRGB8 image_from_string(const std::string& s, const std::string& name, const Limits& limits) {
-  std::string payload = s;
+  const HttpError refused{400, "invalid_image",
+                          name + " must be base64 or a data URL; the server does not fetch URLs or read files"};
+  std::string bytes;
   if (s.rfind("data:", 0) == 0) {
     const size_t comma = s.find(',');
     if (comma == std::string::npos || s.substr(0, comma).find(";base64") == std::string::npos)
       throw HttpError{400, "invalid_image", name + " is a data URL without base64 data"};
-    payload = s.substr(comma + 1);
-  } else if (s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 || s.rfind("file:", 0) == 0 ||
-             s.rfind("/", 0) == 0) {
-    throw HttpError{400, "invalid_image",
-                    name + " must be base64 or a data URL; the server does not fetch URLs or read files"};
+    if (!decode_base64(s.substr(comma + 1), bytes))
+      throw HttpError{400, "invalid_image", name + " is a data URL whose data is not valid base64"};
+    return decode_image_bytes(bytes, name, limits);
   }
-  return decode_image_bytes(decode_base64(payload), name, limits);
+  const bool path_like = s.rfind("/", 0) == 0;
+  if (!decode_base64(s, bytes)) {
+    if (path_like || s.find(':') != std::string::npos) throw refused;
+    throw HttpError{400, "invalid_image", name + " is not valid base64 (nor a data URL holding base64)"};
+  }
+  try {
+    return decode_image_bytes(bytes, name, limits);
+  } catch (const HttpError& e) {
+    if (path_like && e.status == 415) throw refused;
+    throw;
+  }
 }
-
 
 template <typename T>
 T field(const json& body, const char* key, T fallback, const char* what) {
