@@ -384,6 +384,34 @@ def main():
     finally:
         srv.stop()
 
+    # More new tokens than the context holds: generation stops where the context ends ("length"); a prompt
+    # that fills the context alone is refused. The context is the config's max_position_embeddings.
+    with open(os.path.join(MODEL, "config.json")) as f:
+        text_config = json.load(f)["text_config"]
+    context = text_config["max_position_embeddings"]
+    srv = Server("--max-tokens-limit", str(context), "--max-images", "200")
+    try:
+        prompt_len = len(cli_generate([IMAGES[0]], "caption en", 1)["prompt_tokens"])
+        room = context - prompt_len
+        long_body = {"images": [img], "prompt": "caption en", "max_tokens": context, "ignore_eos": True}
+        st, body, _ = srv.request("POST", "/v1/generate", long_body)
+        check("context end: length", st == 200 and body["finish_reason"] == "length" and
+              body["tokens"] == cli_tokens([IMAGES[0]], "caption en", room, ["--ignore-eos"]),
+              (st, body.get("finish_reason") if isinstance(body, dict) else body, len(body.get("tokens", []))))
+        st, body, _ = srv.request("POST", "/v1/generate", dict(long_body, max_tokens=room))
+        check("exactly the room: max_tokens", st == 200 and body["finish_reason"] == "max_tokens" and
+              len(body["tokens"]) == room, (st, body.get("finish_reason")))
+        chat_long = {"max_tokens": context, "ignore_eos": True, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "caption en"}, {"type": "image_url", "image_url": {"url": img}}]}]}
+        st, body, _ = srv.request("POST", "/v1/chat/completions", chat_long)
+        check("chat context end: length", st == 200 and body["choices"][0]["finish_reason"] == "length" and
+              body["usage"]["completion_tokens"] == room, (st, body.get("usage")))
+        full = context // text_config["num_image_tokens"] + 1
+        st, body, _ = srv.request("POST", "/v1/generate", {"images": [img] * full, "prompt": "caption en", "max_tokens": 1})
+        check("prompt filling the context: 400", st == 400 and body["error"]["code"] == "too_long", (st, body))
+    finally:
+        srv.stop()
+
     # A port another server listens on is refused, not shared (SO_REUSEPORT would let both accept).
     srv = Server()
     try:

@@ -59,6 +59,7 @@ struct Channel {
   std::atomic<bool> cancelled{false};
   std::vector<std::string> stops;
   int image_width = 0, image_height = 0;  // of the first image: boxes and masks are in its pixels
+  size_t context_end = SIZE_MAX;          // new tokens that fill the context, when more were asked for
 };
 
 size_t first_stop(const std::string& text, const std::vector<std::string>& stops) {
@@ -105,16 +106,19 @@ class Service {
       throw HttpError{400, "invalid_prompt", e.what()};
     }
     const int64_t limit = engine_.model().config().text.max_positions;
-    if (int64_t(ids.size()) + ask.max_tokens > limit)
-      throw HttpError{400, "too_long", "the images and prompt (" + std::to_string(ids.size()) + " tokens) plus " +
-                                           std::to_string(ask.max_tokens) + " new tokens exceed the model's " +
-                                           std::to_string(limit) + " positions"};
+    const int64_t room = limit - int64_t(ids.size());
+    if (room < 1)
+      throw HttpError{400, "too_long", "the images and prompt (" + std::to_string(ids.size()) +
+                                           " tokens) fill the model's " + std::to_string(limit) + " positions"};
+    // Asked for more than the context holds, generation stops where it ends (finish_reason "length").
+    const int64_t max_tokens = std::min(ask.max_tokens, room);
     auto channel = std::make_shared<Channel>();
+    if (max_tokens < ask.max_tokens) channel->context_end = size_t(max_tokens);
     channel->stops = ask.stop;
     channel->image_width = ask.images[0].width;
     channel->image_height = ask.images[0].height;
     job->prompt_ids = ids;
-    job->max_tokens = ask.max_tokens;
+    job->max_tokens = max_tokens;
     job->eos_id = engine_.tokenizer().eos_id();
     job->ignore_eos = ask.ignore_eos;
     job->cancelled = [channel] { return channel->cancelled.load(); };
@@ -142,7 +146,7 @@ class Service {
       GenerateRequest req;
       req.images = ask.images;
       req.prompt = ask.prompt;
-      req.max_tokens = ask.max_tokens;
+      req.max_tokens = max_tokens;
       req.beams = ask.beams;
       req.ignore_eos = ask.ignore_eos;
       req.stop = ask.stop;
@@ -190,7 +194,7 @@ class Service {
   std::string finish_reason(const Channel& c) const {
     if (c.stopped) return "stop";
     if (!c.tokens.empty() && c.tokens.back() == engine_.tokenizer().eos_id()) return "eos";
-    return "max_tokens";
+    return c.tokens.size() >= c.context_end ? "length" : "max_tokens";
   }
 
   const Engine& engine() const { return engine_; }
@@ -229,8 +233,14 @@ struct ChatIds {
   int64_t created;
 };
 
+// OpenAI's finish_reason: "length" for a token limit, the request's or the context's; "stop" otherwise.
+std::string chat_finish_reason(const json& result) {
+  const std::string reason = result["finish_reason"];
+  return reason == "max_tokens" || reason == "length" ? "length" : "stop";
+}
+
 json chat_object(const json& result, const ChatIds& ids, const std::string& model, size_t prompt_tokens) {
-  const std::string reason = result["finish_reason"] == "max_tokens" ? "length" : "stop";
+  const std::string reason = chat_finish_reason(result);
   const size_t completion = result["tokens"].size();
   json out{{"id", ids.id},
            {"object", "chat.completion"},
@@ -336,8 +346,7 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
       } else if (api == Api::Generate) {
         end = "event: done\ndata: " + dump(svc->result(*channel)) + "\n\n";
       } else {
-        const json result = svc->result(*channel);
-        const std::string reason = result["finish_reason"] == "max_tokens" ? "length" : "stop";
+        const std::string reason = chat_finish_reason(svc->result(*channel));
         end = "data: " + dump(chat_chunk(ids, model, json::object(), reason)) + "\n\ndata: [DONE]\n\n";
       }
       send(end);
