@@ -257,6 +257,46 @@ def main():
             {"type": "text", "text": "caption en"}, {"type": "image_url", "image_url": {"url": jpeg_b64}}]}])
         st, body, _ = srv.request("POST", "/v1/chat/completions", jpeg_chat, key=KEY)
         check("chat base64 JPEG", st == 200 and body["choices"][0]["message"]["content"] == jpeg_cli["text"], (st, body))
+        chat_cli = cli_generate([IMAGES[0]], "caption en", 6)
+        st, body, _ = srv.request("POST", "/v1/chat/completions", chat, key=KEY)
+        check("chat usage", st == 200 and body["usage"] == {
+            "prompt_tokens": len(chat_cli["prompt_tokens"]), "completion_tokens": len(chat_cli["tokens"]),
+            "total_tokens": len(chat_cli["prompt_tokens"]) + len(chat_cli["tokens"])}, body)
+
+        # A system message (front ends always send one) is left out, and the answer says so in "notes".
+        system = dict(chat, messages=[{"role": "system", "content": "You are a helpful assistant."}] + chat["messages"])
+        st, body, _ = srv.request("POST", "/v1/chat/completions", system, key=KEY)
+        check("chat system message ignored", st == 200 and body["choices"][0]["message"]["content"] == chat_text and
+              any("system" in n for n in body.get("notes", [])), (st, body))
+        st, events = sse_events(srv, "/v1/chat/completions", dict(system, stream=True))
+        first = json.loads(events[0][1]) if events else {}
+        check("chat stream system note", any("system" in n for n in first.get("notes", [])), events[:1])
+        st, body, _ = srv.request("POST", "/v1/chat/completions", chat, key=KEY)
+        check("no note without a system message", st == 200 and "notes" not in body, body)
+
+        # stream_options.include_usage: every chunk has "usage": null, then a chunk without choices has it.
+        st, events = sse_events(srv, "/v1/chat/completions", dict(chat, stream=True, stream_options={"include_usage": True}))
+        chunks = [json.loads(d) for _, d in events if d != "[DONE]"]
+        check("chat stream usage chunk", st == 200 and events[-1][1] == "[DONE]" and chunks[-1]["choices"] == [] and
+              chunks[-1]["usage"] == body["usage"] and all("usage" in c and c["usage"] is None for c in chunks[:-1]) and
+              chunks[-2]["choices"][0]["finish_reason"] == "length", chunks[-2:])
+        st, events = sse_events(srv, "/v1/chat/completions", dict(chat, stream=True))
+        check("chat stream without usage", all("usage" not in json.loads(d) for _, d in events if d != "[DONE]"), events)
+
+        # OpenAI fields the server cannot honour are a 400 naming the field; at their neutral values they pass.
+        for key, value in [("logprobs", True), ("top_logprobs", 2), ("n", 2), ("response_format", {"type": "json_object"}),
+                           ("tools", [{"type": "function", "function": {"name": "f"}}]), ("tool_choice", "auto"),
+                           ("frequency_penalty", 0.5), ("presence_penalty", -1), ("functions", [])]:
+            st, body, _ = srv.request("POST", "/v1/chat/completions", dict(chat, **{key: value}), key=KEY)
+            check("chat unsupported " + key, st == 400 and body["error"]["code"] == "unsupported_field" and
+                  f'"{key}"' in body["error"]["message"], (st, body))
+        st, body, _ = srv.request("POST", "/v1/chat/completions", dict(chat, stream=True, stream_options={"x": 1}), key=KEY)
+        check("chat unsupported stream_options.x", st == 400 and "stream_options.x" in body["error"]["message"], (st, body))
+        neutral = dict(chat, n=1, frequency_penalty=0, presence_penalty=0.0, logprobs=False, user="someone", tools=[],
+                       tool_choice="none", response_format={"type": "text"}, logit_bias={}, top_logprobs=None)
+        st, body, _ = srv.request("POST", "/v1/chat/completions", neutral, key=KEY)
+        check("chat neutral fields accepted", st == 200 and body["choices"][0]["message"]["content"] == chat_text,
+              (st, body))
         multi = dict(chat, messages=chat["messages"] + [{"role": "assistant", "content": "x"},
                                                          {"role": "user", "content": "more"}])
         st, body, _ = srv.request("POST", "/v1/chat/completions", multi, key=KEY)

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -208,18 +209,79 @@ Ask parse_generate_multipart(const httplib::Request& req, const Limits& limits) 
   return ask;
 }
 
+namespace {
+
+// OpenAI fields that front ends send with a value that changes nothing: accepted at that value (or null).
+struct NeutralField {
+  const char* key;
+  const char* neutral;  // for the error message
+  bool (*is_neutral)(const json&);
+};
+const NeutralField kNeutralFields[] = {
+    {"n", "1", [](const json& v) { return v.is_number_integer() && v.get<int64_t>() == 1; }},
+    {"frequency_penalty", "0", [](const json& v) { return v.is_number() && v.get<double>() == 0; }},
+    {"presence_penalty", "0", [](const json& v) { return v.is_number() && v.get<double>() == 0; }},
+    {"logprobs", "false", [](const json& v) { return v.is_boolean() && !v.get<bool>(); }},
+    {"store", "false", [](const json& v) { return v.is_boolean() && !v.get<bool>(); }},
+    {"logit_bias", "{}", [](const json& v) { return v.is_object() && v.empty(); }},
+    {"tools", "[]", [](const json& v) { return v.is_array() && v.empty(); }},
+    {"tool_choice", "\"none\"", [](const json& v) { return v == "none"; }},
+    {"parallel_tool_calls", "true or false (there are no tools)", [](const json& v) { return v.is_boolean(); }},
+    {"response_format", "{\"type\": \"text\"}", [](const json& v) { return v == json{{"type", "text"}}; }},
+    {"user", "a string (it changes nothing)", [](const json& v) { return v.is_string(); }},
+};
+
+void check_chat_fields(const json& j) {
+  static const std::set<std::string> supported = {"messages", "model", "max_tokens", "max_completion_tokens",
+                                                  "temperature", "top_p", "top_k", "seed", "stop", "stream",
+                                                  "stream_options", "beams", "ignore_eos"};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (supported.count(it.key()) || it->is_null()) continue;
+    const auto* f = std::find_if(std::begin(kNeutralFields), std::end(kNeutralFields),
+                                 [&](const NeutralField& n) { return it.key() == n.key; });
+    if (f == std::end(kNeutralFields))
+      throw HttpError{400, "unsupported_field", "\"" + it.key() + "\" is not supported by this server"};
+    if (!f->is_neutral(*it))
+      throw HttpError{400, "unsupported_field", "\"" + it.key() + "\" is not supported by this server: only " +
+                                                    f->neutral + " is accepted"};
+  }
+}
+
+}  // namespace
+
 Ask parse_chat(const std::string& body, const Limits& limits) {
   const json j = parse_json(body);
+  check_chat_fields(j);
   auto messages = j.find("messages");
   if (messages == j.end() || !messages->is_array() || messages->empty())
     throw HttpError{400, "missing_messages", "\"messages\" must be a non-empty list"};
-  if (messages->size() != 1 || !(*messages)[0].is_object() || (*messages)[0].value("role", "") != "user")
+  Ask ask;
+  const json* user = nullptr;
+  size_t turns = 0;
+  for (const json& m : *messages) {
+    const std::string role = m.is_object() && m.contains("role") && m["role"].is_string() ? m["role"].get<std::string>() : "";
+    // Front ends always send a system prompt; PaliGemma has none, so it is left out (and reported).
+    if (role == "system" || role == "developer") {
+      ++ask.ignored_system_messages;
+      continue;
+    }
+    ++turns;
+    if (role == "user") user = &m;
+  }
+  if (turns != 1 || !user)
     throw HttpError{400, "single_turn_only",
                     "PaliGemma is a single-turn model: send exactly one user message (text and images), "
-                    "without system or earlier turns"};
-  if (j.value("n", 1) != 1) throw HttpError{400, "invalid_field", "\"n\" must be 1"};
-  Ask ask;
-  const json& content = (*messages)[0]["content"];
+                    "without earlier turns"};
+  auto stream_options = j.find("stream_options");
+  if (stream_options != j.end() && !stream_options->is_null()) {
+    if (!stream_options->is_object())
+      throw HttpError{400, "invalid_field", "\"stream_options\" must be an object"};
+    for (auto it = stream_options->begin(); it != stream_options->end(); ++it)
+      if (it.key() != "include_usage")
+        throw HttpError{400, "unsupported_field", "\"stream_options." + it.key() + "\" is not supported by this server"};
+    ask.include_usage = field<bool>(*stream_options, "include_usage", false, "true or false");
+  }
+  const json content = user->contains("content") ? (*user)["content"] : json();
   std::string text;
   auto add_text = [&](const std::string& t) { text += (text.empty() || t.empty() ? "" : " ") + t; };
   if (content.is_string()) {

@@ -228,9 +228,14 @@ void wait_for_progress(Channel& c, size_t seen, std::chrono::milliseconds timeou
 
 enum class Api { Generate, Chat };
 
-struct ChatIds {
+// What a chat completion's answer carries besides the generation.
+struct ChatReply {
   std::string id;
   int64_t created;
+  std::string model;
+  size_t prompt_tokens;
+  bool include_usage;  // streaming: every chunk has "usage", null but in a last chunk without choices
+  json notes;          // what the request held that was left out (an extra field, "notes"); null: nothing
 };
 
 // OpenAI's finish_reason: "length" for a token limit, the request's or the context's; "stop" otherwise.
@@ -239,38 +244,51 @@ std::string chat_finish_reason(const json& result) {
   return reason == "max_tokens" || reason == "length" ? "length" : "stop";
 }
 
-json chat_object(const json& result, const ChatIds& ids, const std::string& model, size_t prompt_tokens) {
-  const std::string reason = chat_finish_reason(result);
-  const size_t completion = result["tokens"].size();
-  json out{{"id", ids.id},
+json usage_json(const ChatReply& chat, size_t completion_tokens) {
+  return json{{"prompt_tokens", chat.prompt_tokens},
+              {"completion_tokens", completion_tokens},
+              {"total_tokens", chat.prompt_tokens + completion_tokens}};
+}
+
+json chat_object(const json& result, const ChatReply& chat) {
+  json out{{"id", chat.id},
            {"object", "chat.completion"},
-           {"created", ids.created},
-           {"model", model},
+           {"created", chat.created},
+           {"model", chat.model},
            {"choices", json::array({{{"index", 0},
                                      {"message", {{"role", "assistant"}, {"content", result["text"]}}},
-                                     {"finish_reason", reason}}})},
-           {"usage",
-            {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion}, {"total_tokens", prompt_tokens + completion}}}};
+                                     {"finish_reason", chat_finish_reason(result)}}})},
+           {"usage", usage_json(chat, result["tokens"].size())}};
   if (result.contains("objects")) out["objects"] = result["objects"];  // the structured boxes and masks, an extra field
+  if (!chat.notes.is_null()) out["notes"] = chat.notes;
   return out;
 }
 
-json chat_chunk(const ChatIds& ids, const std::string& model, const json& delta, const json& finish_reason) {
-  return json{{"id", ids.id},
-              {"object", "chat.completion.chunk"},
-              {"created", ids.created},
-              {"model", model},
-              {"choices", json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish_reason}}})}};
+json chat_chunk(const ChatReply& chat, const json& choices) {
+  json out{{"id", chat.id},
+           {"object", "chat.completion.chunk"},
+           {"created", chat.created},
+           {"model", chat.model},
+           {"choices", choices}};
+  if (chat.include_usage) out["usage"] = nullptr;
+  return out;
+}
+
+json chat_choice(const json& delta, const json& finish_reason) {
+  return json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish_reason}}});
 }
 
 // Sends the answer of a queued request: one JSON object, or server-sent events when streaming. The body
 // is produced while the request runs, so that a client that goes away is noticed (a failed write) and
 // its generation cancelled; a non-streaming answer sends JSON whitespace while waiting to find out.
-void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Response& res, Api api, bool stream,
+void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Response& res, Api api, const Ask& ask,
              size_t prompt_tokens) {
-  const std::string model = service.options().model_name;
-  const ChatIds ids{"chatcmpl-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()),
-                    int64_t(std::time(nullptr))};
+  const bool stream = ask.stream;
+  ChatReply chat{"chatcmpl-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()),
+                 int64_t(std::time(nullptr)), service.options().model_name, prompt_tokens, ask.include_usage, nullptr};
+  if (ask.ignored_system_messages)
+    chat.notes = json::array({std::to_string(ask.ignored_system_messages) + " system message(s) ignored: "
+                              "PaliGemma takes no system prompt"});
   const Engine& engine = service.engine();
   Service* svc = &service;
   if (!stream) {
@@ -289,7 +307,7 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
         body = {{"error", {{"code", "generation_failed"}, {"message", channel->error}}}};
       } else {
         body = svc->result(*channel);
-        if (api == Api::Chat) body = chat_object(body, ids, model, prompt_tokens);
+        if (api == Api::Chat) body = chat_object(body, chat);
       }
       const std::string text = dump(body) + "\n";
       sink.write(text.data(), text.size());
@@ -305,8 +323,11 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
       channel->cancelled = true;
       return false;
     };
-    if (api == Api::Chat && !send("data: " + dump(chat_chunk(ids, model, {{"role", "assistant"}, {"content", ""}}, nullptr)) + "\n\n"))
-      return false;
+    if (api == Api::Chat) {
+      json first = chat_chunk(chat, chat_choice({{"role", "assistant"}, {"content", ""}}, nullptr));
+      if (!chat.notes.is_null()) first["notes"] = chat.notes;
+      if (!send("data: " + dump(first) + "\n\n")) return false;
+    }
     size_t seen = 0;
     std::string sent;
     for (;;) {
@@ -334,7 +355,7 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
         if (api == Api::Generate) {
           event = "event: token\ndata: " + dump({{"token", tokens[i]}, {"text", piece}}) + "\n\n";
         } else if (!piece.empty()) {
-          event = "data: " + dump(chat_chunk(ids, model, {{"content", piece}}, nullptr)) + "\n\n";
+          event = "data: " + dump(chat_chunk(chat, chat_choice({{"content", piece}}, nullptr))) + "\n\n";
         }
         if (!event.empty() && !send(event)) return false;
       }
@@ -346,8 +367,14 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
       } else if (api == Api::Generate) {
         end = "event: done\ndata: " + dump(svc->result(*channel)) + "\n\n";
       } else {
-        const std::string reason = chat_finish_reason(svc->result(*channel));
-        end = "data: " + dump(chat_chunk(ids, model, json::object(), reason)) + "\n\ndata: [DONE]\n\n";
+        const json result = svc->result(*channel);
+        end = "data: " + dump(chat_chunk(chat, chat_choice(json::object(), chat_finish_reason(result)))) + "\n\n";
+        if (chat.include_usage) {
+          json usage = chat_chunk(chat, json::array());
+          usage["usage"] = usage_json(chat, result["tokens"].size());
+          end += "data: " + dump(usage) + "\n\n";
+        }
+        end += "data: [DONE]\n\n";
       }
       send(end);
       sink.done();
@@ -473,13 +500,13 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
   http.Post("/v1/generate", guarded([&](const httplib::Request& req, httplib::Response& res) {
     const Ask ask = req.is_multipart_form_data() ? parse_generate_multipart(req, limits) : parse_generate_json(req.body, limits);
     auto channel = service.submit(ask);
-    respond(service, channel, res, Api::Generate, ask.stream, 0);
+    respond(service, channel, res, Api::Generate, ask, 0);
   }));
   http.Post("/v1/chat/completions", guarded([&](const httplib::Request& req, httplib::Response& res) {
     const Ask ask = parse_chat(req.body, limits);
     const size_t prompt_tokens = engine.prompt_ids(ask.images.size(), ask.prompt).size();
     auto channel = service.submit(ask);
-    respond(service, channel, res, Api::Chat, ask.stream, prompt_tokens);
+    respond(service, channel, res, Api::Chat, ask, prompt_tokens);
   }));
   for (const char* path : {"/v1/generate", "/v1/chat/completions"}) {
     http.Get(path, not_allowed("POST"));
