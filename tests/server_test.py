@@ -208,6 +208,32 @@ def main():
         check("two images == CLI", st == 200 and body["tokens"] == cli_tokens([IMAGES[0], IMAGES[2]], "answer en same?", 5),
               (st, body))
 
+        # "task" (with "objects", "question", "lang") instead of "prompt", as `paligemma generate --task` takes it.
+        def cli_task(args, max_tokens=8):
+            return json.loads(subprocess.run([BIN, "generate", "--model", MODEL, "--image", IMAGES[0], "--max-tokens",
+                                              str(max_tokens), "--json", *args], check=True,
+                                             capture_output=True).stdout)["tokens"]
+        for fields, args in [({"task": "detect", "objects": "cat;dog"}, ["--task", "detect", "--objects", "cat;dog"]),
+                             ({"task": "answer", "question": "what is it?", "lang": "de"},
+                              ["--task", "answer", "--question", "what is it?", "--lang", "de"]),
+                             ({"task": "caption"}, ["--task", "caption"])]:
+            st, body, _ = srv.request("POST", "/v1/generate", {"images": [img], "max_tokens": 8, **fields}, key=KEY)
+            check("task " + json.dumps(fields), st == 200 and body["tokens"] == cli_task(args), (st, body))
+        form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"task\"\r\n\r\ncaption\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"lang\"\r\n\r\nes\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"max_tokens\"\r\n\r\n8\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+                f"Content-Type: image/png\r\n\r\n").encode() + raw + f"\r\n--{boundary}--\r\n".encode()
+        st, body, _ = srv.request("POST", "/v1/generate", form,
+                                  {"Content-Type": f"multipart/form-data; boundary={boundary}"}, key=KEY)
+        check("multipart task", st == 200 and body["tokens"] == cli_task(["--task", "caption", "--lang", "es"]), (st, body))
+        for fields, says in [({"task": "caption", "prompt": "caption en"}, "exactly one"),
+                             ({"prompt": "caption en", "objects": "cat"}, "applies to"),
+                             ({"task": "paint"}, "paint"), ({"task": "detect"}, "objects"),
+                             ({"task": "caption", "lang": 3}, "string")]:
+            st, body, _ = srv.request("POST", "/v1/generate", {"images": [img], **fields}, key=KEY)
+            check("task error " + json.dumps(fields), st == 400 and says in body["error"]["message"], (st, body))
+
         # The base64 of every JPEG starts with "/9j/": base64 all the same, not a path.
         jpeg = os.path.join(FIX, "cases", "pg1_jpeg_nonascii", "photo.jpg")
         jpeg_b64 = b64(jpeg)

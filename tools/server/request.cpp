@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "tasks/task_prompt.h"
+
 namespace pg::server {
 
 using nlohmann::json;
@@ -145,6 +147,36 @@ void check_prompt(const std::string& prompt, const Limits& limits) {
     throw HttpError{413, "prompt_too_long", "the prompt is longer than " + std::to_string(limits.max_prompt_bytes) + " bytes"};
 }
 
+// The prompt of /v1/generate: "prompt" as given, or built from "task" (with "objects", "question", "lang")
+// as `paligemma batch` and `generate --task` build it.
+std::string prompt_of(const json& fields, const char* what) {
+  const std::string quote = std::string(what) + (*what ? " \"" : "\"");
+  auto text = [&](const char* key) {
+    auto it = fields.find(key);
+    if (it == fields.end() || it->is_null()) return std::string();
+    if (!it->is_string()) throw HttpError{400, "invalid_field", quote + key + "\" must be a string"};
+    return it->get<std::string>();
+  };
+  const bool has_prompt = fields.contains("prompt"), has_task = fields.contains("task");
+  if (!has_prompt && !has_task)
+    throw HttpError{400, "missing_prompt", quote + "prompt\" or \"task\" is required"};
+  if (has_prompt && has_task) throw HttpError{400, "invalid_field", "give exactly one of \"prompt\" and \"task\""};
+  for (const char* key : {"objects", "question", "lang"})
+    if (fields.contains(key) && !has_task)
+      throw HttpError{400, "invalid_field", quote + key + "\" applies to \"task\" only"};
+  if (has_prompt) return text("prompt");
+  TaskPromptRequest task;
+  task.task = text("task");
+  task.objects = text("objects");
+  task.text = text("question");
+  task.language = text("lang");
+  try {
+    return build_task_prompt(task);
+  } catch (const Error& e) {
+    throw HttpError{400, "invalid_task", e.what()};
+  }
+}
+
 void check_image_count(size_t n, const Limits& limits) {
   if (n == 0) throw HttpError{400, "missing_image", "PaliGemma needs at least one image"};
   if (n > limits.max_images)
@@ -155,8 +187,9 @@ void check_image_count(size_t n, const Limits& limits) {
 
 Ask parse_generate_json(const std::string& body, const Limits& limits) {
   const json j = parse_json(body);
-  static const std::set<std::string> known = {"images", "prompt", "max_tokens", "beams", "temperature", "top_k",
-                                              "top_p", "seed", "stop", "stream", "ignore_eos"};
+  static const std::set<std::string> known = {"images", "prompt", "task", "objects", "question", "lang",
+                                              "max_tokens", "beams", "temperature", "top_k", "top_p", "seed",
+                                              "stop", "stream", "ignore_eos"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!known.count(it.key())) throw HttpError{400, "unknown_field", "unknown field \"" + it.key() + "\""};
   Ask ask;
@@ -168,9 +201,7 @@ Ask parse_generate_json(const std::string& body, const Limits& limits) {
     if (!(*images)[i].is_string()) throw HttpError{400, "invalid_image", "images[" + std::to_string(i) + "] is not a string"};
     ask.images.push_back(image_from_string((*images)[i].get<std::string>(), "images[" + std::to_string(i) + "]", limits));
   }
-  auto prompt = j.find("prompt");
-  if (prompt == j.end() || !prompt->is_string()) throw HttpError{400, "missing_prompt", "\"prompt\" (a string) is required"};
-  ask.prompt = prompt->get<std::string>();
+  ask.prompt = prompt_of(j, "");
   check_prompt(ask.prompt, limits);
   read_decoding(j, ask, limits, "max_tokens");
   return ask;
@@ -184,7 +215,8 @@ Ask parse_generate_multipart(const httplib::Request& req, const Limits& limits) 
       images.size() < limits.max_images
           ? images.push_back(decode_image_bytes(part.content, part.filename.empty() ? "image" : part.filename, limits))
           : check_image_count(images.size() + 1, limits);
-    } else if (name == "prompt" || name == "stop") {
+    } else if (name == "prompt" || name == "stop" || name == "task" || name == "objects" || name == "question" ||
+               name == "lang") {
       fields[name] = part.content;
     } else if (name == "stream" || name == "ignore_eos") {
       fields[name] = part.content == "true" || part.content == "1";
@@ -200,10 +232,9 @@ Ask parse_generate_multipart(const httplib::Request& req, const Limits& limits) 
     }
   }
   check_image_count(images.size(), limits);
-  if (!fields.contains("prompt")) throw HttpError{400, "missing_prompt", "form field \"prompt\" is required"};
   Ask ask;
   ask.images = std::move(images);
-  ask.prompt = fields["prompt"].get<std::string>();
+  ask.prompt = prompt_of(fields, "form field");
   check_prompt(ask.prompt, limits);
   read_decoding(fields, ask, limits, "max_tokens");
   return ask;
