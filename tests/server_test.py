@@ -11,11 +11,13 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -59,8 +61,10 @@ def png_header_only(width, height):
 class Server:
     def __init__(self, *extra):
         self.port = free_port()
+        # stderr goes to a file: a pipe nobody reads would block the server once its log lines fill it.
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", str(self.port), *extra],
-                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+                                     stderr=self.log, stdout=subprocess.DEVNULL)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -68,7 +72,11 @@ class Server:
                     return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("server did not start: " + self.proc.stderr.read().decode(errors="replace"))
+        raise RuntimeError("server did not start: " + self.stderr())
+
+    def stderr(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def request(self, method, path, body=None, headers=None, key=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
@@ -477,6 +485,25 @@ def main():
         check("prompt filling the context: 400", st == 400 and body["error"]["code"] == "too_long", (st, body))
     finally:
         srv.stop()
+
+    # One log line per request on stderr (method, path, status, generated tokens, milliseconds), none with
+    # --quiet; a line at shutdown with the number of requests either way.
+    for quiet in (False, True):
+        srv = Server(*(["--quiet"] if quiet else []))
+        st, body, _ = srv.request("POST", "/v1/generate", {"images": [img], "prompt": "caption en", "max_tokens": 5,
+                                                           "ignore_eos": True})
+        st2, _, _ = srv.request("POST", "/v1/generate", {"prompt": "caption en"})
+        code = srv.stop()
+        log = srv.stderr()
+        health_polls = log.count("GET /health 200 - tokens ")
+        if quiet:
+            check("--quiet: no request lines", st == 200 and "POST /v1/generate" not in log and
+                  re.search(r"stopped after [1-9]\d* requests?\n", log), log)
+        else:
+            check("request log lines", st == 200 and st2 == 400 and
+                  re.search(r"^paligemma: POST /v1/generate 200 5 tokens \d+ ms$", log, re.M) and
+                  re.search(r"^paligemma: POST /v1/generate 400 - tokens \d+ ms$", log, re.M) and health_polls >= 1 and
+                  f"paligemma: stopped after {health_polls + 2} requests\n" in log and code == 0, log)
 
     # A port another server listens on is refused, not shared (SO_REUSEPORT would let both accept).
     srv = Server()

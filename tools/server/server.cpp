@@ -21,6 +21,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "generate/sampling.h"
 #include "io/tokenizer.h"
@@ -220,6 +221,14 @@ class Service {
 // ---------------------------------------------------------------------------------------------------
 // HTTP
 
+// The request being served on this thread, for its log line: cpp-httplib runs a request's routing, its
+// content provider and the logger on the thread that read it.
+struct RequestLog {
+  std::chrono::steady_clock::time_point start;  // when routing began; default: the request never got there
+  int64_t tokens = -1;                          // generated; -1: no generation
+};
+thread_local RequestLog request_log;
+
 // Waits until the channel has more than `seen` tokens or is done, at most `timeout`.
 void wait_for_progress(Channel& c, size_t seen, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(c.mutex);
@@ -309,6 +318,7 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
         body = svc->result(*channel);
         if (api == Api::Chat) body = chat_object(body, chat);
       }
+      request_log.tokens = int64_t(channel->tokens.size());
       const std::string text = dump(body) + "\n";
       sink.write(text.data(), text.size());
       sink.done();
@@ -376,6 +386,7 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
         }
         end += "data: [DONE]\n\n";
       }
+      request_log.tokens = int64_t(tokens.size());
       send(end);
       sink.done();
       return true;
@@ -447,6 +458,7 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
   http.set_payload_max_length(limits.max_body_bytes);
 
   http.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
+    request_log = {std::chrono::steady_clock::now(), -1};
     if (options.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
     const std::string auth = req.get_header_value("Authorization");
     if (auth == "Bearer " + options.api_key) return httplib::Server::HandlerResponse::Unhandled;
@@ -468,6 +480,23 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
     } else {
       send_error(res, res.status, "bad_request", "the request could not be read");
     }
+  });
+  std::atomic<uint64_t> requests{0};
+  std::mutex log_mutex;
+  http.set_logger([&](const httplib::Request& req, const httplib::Response& res) {
+    ++requests;
+    const RequestLog log = std::exchange(request_log, RequestLog{});
+    if (options.quiet) return;
+    const bool timed = log.start != std::chrono::steady_clock::time_point{};
+    const std::string line =
+        "paligemma: " + req.method + " " + req.path + " " + std::to_string(res.status) + " " +
+        (log.tokens < 0 ? std::string("-") : std::to_string(log.tokens)) + " tokens " +
+        (timed ? std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - log.start).count())
+               : std::string("-")) +
+        " ms\n";
+    std::lock_guard<std::mutex> lock(log_mutex);
+    std::fputs(line.c_str(), stderr);
   });
   http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     send_error(res, 500, "internal_error", "the server failed on this request");
@@ -557,6 +586,7 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
   ::signal(SIGTERM, SIG_IGN);
   pthread_kill(stopper.native_handle(), SIGTERM);
   stopper.join();
+  std::cerr << "paligemma: stopped after " << requests << (requests == 1 ? " request" : " requests") << std::endl;
   return 0;
 }
 
