@@ -11,10 +11,13 @@ import http.client
 import json
 import os
 import random
+import re
+import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -58,8 +61,10 @@ def png_header_only(width, height):
 class Server:
     def __init__(self, *extra):
         self.port = free_port()
+        # stderr goes to a file: a pipe nobody reads would block the server once its log lines fill it.
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", str(self.port), *extra],
-                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+                                     stderr=self.log, stdout=subprocess.DEVNULL)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -67,7 +72,11 @@ class Server:
                     return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("server did not start: " + self.proc.stderr.read().decode(errors="replace"))
+        raise RuntimeError("server did not start: " + self.stderr())
+
+    def stderr(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def request(self, method, path, body=None, headers=None, key=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
@@ -157,6 +166,14 @@ def main():
         img = b64(IMAGES[0])
         ok_body = {"images": ["data:image/png;base64," + img], "prompt": "caption en", "max_tokens": 6}
 
+        # The kernel's queue of connections waiting for accept() is SOMAXCONN long, not cpp-httplib 0.11's 5
+        # (for a listening socket, ss shows that length as Send-Q).
+        if shutil.which("ss"):
+            listing = subprocess.run(["ss", "-Hltn", f"sport = :{srv.port}"], capture_output=True, text=True).stdout.split()
+            check("listen backlog", len(listing) >= 3 and int(listing[2]) >= 128, listing)
+        else:
+            print("note: no ss (iproute2), the listen backlog is not checked", flush=True)
+
         # Health, models, page; no key needed for them.
         st, body, _ = srv.request("GET", "/health")
         check("health", st == 200 and body["status"] == "ok", body)
@@ -199,6 +216,40 @@ def main():
         check("two images == CLI", st == 200 and body["tokens"] == cli_tokens([IMAGES[0], IMAGES[2]], "answer en same?", 5),
               (st, body))
 
+        # "task" (with "objects", "question", "lang") instead of "prompt", as `paligemma generate --task` takes it.
+        def cli_task(args, max_tokens=8):
+            return json.loads(subprocess.run([BIN, "generate", "--model", MODEL, "--image", IMAGES[0], "--max-tokens",
+                                              str(max_tokens), "--json", *args], check=True,
+                                             capture_output=True).stdout)["tokens"]
+        for fields, args in [({"task": "detect", "objects": "cat;dog"}, ["--task", "detect", "--objects", "cat;dog"]),
+                             ({"task": "answer", "question": "what is it?", "lang": "de"},
+                              ["--task", "answer", "--question", "what is it?", "--lang", "de"]),
+                             ({"task": "caption"}, ["--task", "caption"])]:
+            st, body, _ = srv.request("POST", "/v1/generate", {"images": [img], "max_tokens": 8, **fields}, key=KEY)
+            check("task " + json.dumps(fields), st == 200 and body["tokens"] == cli_task(args), (st, body))
+        form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"task\"\r\n\r\ncaption\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"lang\"\r\n\r\nes\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"max_tokens\"\r\n\r\n8\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+                f"Content-Type: image/png\r\n\r\n").encode() + raw + f"\r\n--{boundary}--\r\n".encode()
+        st, body, _ = srv.request("POST", "/v1/generate", form,
+                                  {"Content-Type": f"multipart/form-data; boundary={boundary}"}, key=KEY)
+        check("multipart task", st == 200 and body["tokens"] == cli_task(["--task", "caption", "--lang", "es"]), (st, body))
+        for fields, says in [({"task": "caption", "prompt": "caption en"}, "exactly one"),
+                             ({"prompt": "caption en", "objects": "cat"}, "applies to"),
+                             ({"task": "paint"}, "paint"), ({"task": "detect"}, "objects"),
+                             ({"task": "caption", "lang": 3}, "string")]:
+            st, body, _ = srv.request("POST", "/v1/generate", {"images": [img], **fields}, key=KEY)
+            check("task error " + json.dumps(fields), st == 400 and says in body["error"]["message"], (st, body))
+
+        # The base64 of every JPEG starts with "/9j/": base64 all the same, not a path.
+        jpeg = os.path.join(FIX, "cases", "pg1_jpeg_nonascii", "photo.jpg")
+        jpeg_b64 = b64(jpeg)
+        jpeg_cli = cli_generate([jpeg], "caption en", 6)
+        st, body, _ = srv.request("POST", "/v1/generate", dict(ok_body, images=[jpeg_b64]), key=KEY)
+        check("base64 JPEG", jpeg_b64.startswith("/9j/") and st == 200 and body["tokens"] == jpeg_cli["tokens"],
+              (st, body))
+
         # Streaming: one event per token with the text that token added, then the final object.
         st, events = sse_events(srv, "/v1/generate", dict(ok_body, stream=True))
         tokens = [json.loads(d) for e, d in events if e == "token"]
@@ -236,6 +287,50 @@ def main():
         check("chat stream ends with [DONE]", events and events[-1][1] == "[DONE]", events[-2:])
         check("chat stream text", "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == chat_text,
               chunks)
+        jpeg_chat = dict(chat, messages=[{"role": "user", "content": [
+            {"type": "text", "text": "caption en"}, {"type": "image_url", "image_url": {"url": jpeg_b64}}]}])
+        st, body, _ = srv.request("POST", "/v1/chat/completions", jpeg_chat, key=KEY)
+        check("chat base64 JPEG", st == 200 and body["choices"][0]["message"]["content"] == jpeg_cli["text"], (st, body))
+        chat_cli = cli_generate([IMAGES[0]], "caption en", 6)
+        st, body, _ = srv.request("POST", "/v1/chat/completions", chat, key=KEY)
+        check("chat usage", st == 200 and body["usage"] == {
+            "prompt_tokens": len(chat_cli["prompt_tokens"]), "completion_tokens": len(chat_cli["tokens"]),
+            "total_tokens": len(chat_cli["prompt_tokens"]) + len(chat_cli["tokens"])}, body)
+
+        # A system message (front ends always send one) is left out, and the answer says so in "notes".
+        system = dict(chat, messages=[{"role": "system", "content": "You are a helpful assistant."}] + chat["messages"])
+        st, body, _ = srv.request("POST", "/v1/chat/completions", system, key=KEY)
+        check("chat system message ignored", st == 200 and body["choices"][0]["message"]["content"] == chat_text and
+              any("system" in n for n in body.get("notes", [])), (st, body))
+        st, events = sse_events(srv, "/v1/chat/completions", dict(system, stream=True))
+        first = json.loads(events[0][1]) if events else {}
+        check("chat stream system note", any("system" in n for n in first.get("notes", [])), events[:1])
+        st, body, _ = srv.request("POST", "/v1/chat/completions", chat, key=KEY)
+        check("no note without a system message", st == 200 and "notes" not in body, body)
+
+        # stream_options.include_usage: every chunk has "usage": null, then a chunk without choices has it.
+        st, events = sse_events(srv, "/v1/chat/completions", dict(chat, stream=True, stream_options={"include_usage": True}))
+        chunks = [json.loads(d) for _, d in events if d != "[DONE]"]
+        check("chat stream usage chunk", st == 200 and events[-1][1] == "[DONE]" and chunks[-1]["choices"] == [] and
+              chunks[-1]["usage"] == body["usage"] and all("usage" in c and c["usage"] is None for c in chunks[:-1]) and
+              chunks[-2]["choices"][0]["finish_reason"] == "length", chunks[-2:])
+        st, events = sse_events(srv, "/v1/chat/completions", dict(chat, stream=True))
+        check("chat stream without usage", all("usage" not in json.loads(d) for _, d in events if d != "[DONE]"), events)
+
+        # OpenAI fields the server cannot honour are a 400 naming the field; at their neutral values they pass.
+        for key, value in [("logprobs", True), ("top_logprobs", 2), ("n", 2), ("response_format", {"type": "json_object"}),
+                           ("tools", [{"type": "function", "function": {"name": "f"}}]), ("tool_choice", "auto"),
+                           ("frequency_penalty", 0.5), ("presence_penalty", -1), ("functions", [])]:
+            st, body, _ = srv.request("POST", "/v1/chat/completions", dict(chat, **{key: value}), key=KEY)
+            check("chat unsupported " + key, st == 400 and body["error"]["code"] == "unsupported_field" and
+                  f'"{key}"' in body["error"]["message"], (st, body))
+        st, body, _ = srv.request("POST", "/v1/chat/completions", dict(chat, stream=True, stream_options={"x": 1}), key=KEY)
+        check("chat unsupported stream_options.x", st == 400 and "stream_options.x" in body["error"]["message"], (st, body))
+        neutral = dict(chat, n=1, frequency_penalty=0, presence_penalty=0.0, logprobs=False, user="someone", tools=[],
+                       tool_choice="none", response_format={"type": "text"}, logit_bias={}, top_logprobs=None)
+        st, body, _ = srv.request("POST", "/v1/chat/completions", neutral, key=KEY)
+        check("chat neutral fields accepted", st == 200 and body["choices"][0]["message"]["content"] == chat_text,
+              (st, body))
         multi = dict(chat, messages=chat["messages"] + [{"role": "assistant", "content": "x"},
                                                          {"role": "user", "content": "more"}])
         st, body, _ = srv.request("POST", "/v1/chat/completions", multi, key=KEY)
@@ -253,6 +348,8 @@ def main():
             ("not base64", "/v1/generate", dict(ok_body, images=["!!!"]), None, 400),
             ("URL refused", "/v1/generate", dict(ok_body, images=["https://example.com/a.png"]), None, 400),
             ("path refused", "/v1/generate", dict(ok_body, images=["/etc/passwd"]), None, 400),
+            ("path refused, base64 length", "/v1/generate", dict(ok_body, images=["/usr/share/pics/dog"]), None, 400),
+            ("data URL not base64", "/v1/generate", dict(ok_body, images=["data:image/png;base64,%%"]), None, 400),
             ("undecodable", "/v1/generate", dict(ok_body, images=[base64.b64encode(b"not an image").decode()]), None, 415),
             ("pixel bomb", "/v1/generate", dict(ok_body, images=[base64.b64encode(png_header_only(40000, 40000)).decode()]),
              None, 413),
@@ -264,6 +361,10 @@ def main():
             st, body, _ = srv.request("POST", path, body_, headers, key=KEY)
             check(name, st == status and isinstance(body, dict) and set(body.get("error", {})) == {"code", "message"},
                   (st, body))
+        for name in ("https://example.com/a.png", "/etc/passwd", "/usr/share/pics/dog"):
+            st, body, _ = srv.request("POST", "/v1/generate", dict(ok_body, images=[name]), key=KEY)
+            check("refusal names the rule: " + name, st == 400 and "does not fetch URLs or read files" in
+                  body["error"]["message"], (st, body))
         st, body, _ = srv.request("GET", "/nope", key=KEY)
         check("404", st == 404 and body["error"]["code"] == "not_found", (st, body))
         st, body, r = srv.request("GET", "/v1/generate", key=KEY)
@@ -290,15 +391,19 @@ def main():
         def client(seed):
             rnd = random.Random(seed)
             for _ in range(12):
-                if rnd.random() < 0.3:
-                    body_, status = rnd.choice(invalid)
-                    st, body, _ = srv.request("POST", "/v1/generate", body_, {"Content-Type": "application/json"}, key=KEY)
-                    ok = st == status
-                else:
-                    p = rnd.choice(prompts)
-                    st, body, _ = srv.request("POST", "/v1/generate", {"images": [big], "prompt": p, "max_tokens": 8},
-                                              key=KEY)
-                    ok = st == 200 and body["tokens"] == expect[p]
+                try:
+                    if rnd.random() < 0.3:
+                        body_, status = rnd.choice(invalid)
+                        st, body, _ = srv.request("POST", "/v1/generate", body_, {"Content-Type": "application/json"},
+                                                  key=KEY)
+                        ok = st == status
+                    else:
+                        p = rnd.choice(prompts)
+                        st, body, _ = srv.request("POST", "/v1/generate", {"images": [big], "prompt": p, "max_tokens": 8},
+                                                  key=KEY)
+                        ok = st == 200 and body["tokens"] == expect[p]
+                except OSError as e:  # a reset connection, say
+                    ok, st = False, repr(e)
                 with lock:
                     results.append((ok, st))
 
@@ -309,10 +414,19 @@ def main():
             for t in threads:
                 t.join()
 
-        load_round(0)
-        rss_first = srv.rss_kib()
-        load_round(100)
-        rss_second = srv.rss_kib()
+        # Beside processes that keep every core busy (each ends by itself after 120 s, and is killed after the
+        # load): the server must still accept every connection, not reset some.
+        burners = [subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 120\nwhile time.time() < end: pass"])
+                   for _ in range(2 * (os.cpu_count() or 1))]
+        try:
+            load_round(0)
+            rss_first = srv.rss_kib()
+            load_round(100)
+            rss_second = srv.rss_kib()
+        finally:
+            for b in burners:
+                b.kill()
+                b.wait()
         bad = [r for r in results if not r[0]]
         check("load: every answer right", len(results) == 384 and not bad, (len(results), bad[:5]))
         check("load: process alive", srv.proc.poll() is None)
@@ -341,6 +455,64 @@ def main():
             t.join()
         check("503 when the queue is full", 503 in statuses and 200 in statuses and set(statuses) <= {200, 503}, statuses)
         check("Retry-After", retry and all(r == "1" for r in retry), retry)
+    finally:
+        srv.stop()
+
+    # More new tokens than the context holds: generation stops where the context ends ("length"); a prompt
+    # that fills the context alone is refused. The context is the config's max_position_embeddings.
+    with open(os.path.join(MODEL, "config.json")) as f:
+        text_config = json.load(f)["text_config"]
+    context = text_config["max_position_embeddings"]
+    srv = Server("--max-tokens-limit", str(context), "--max-images", "200")
+    try:
+        prompt_len = len(cli_generate([IMAGES[0]], "caption en", 1)["prompt_tokens"])
+        room = context - prompt_len
+        long_body = {"images": [img], "prompt": "caption en", "max_tokens": context, "ignore_eos": True}
+        st, body, _ = srv.request("POST", "/v1/generate", long_body)
+        check("context end: length", st == 200 and body["finish_reason"] == "length" and
+              body["tokens"] == cli_tokens([IMAGES[0]], "caption en", room, ["--ignore-eos"]),
+              (st, body.get("finish_reason") if isinstance(body, dict) else body, len(body.get("tokens", []))))
+        st, body, _ = srv.request("POST", "/v1/generate", dict(long_body, max_tokens=room))
+        check("exactly the room: max_tokens", st == 200 and body["finish_reason"] == "max_tokens" and
+              len(body["tokens"]) == room, (st, body.get("finish_reason")))
+        chat_long = {"max_tokens": context, "ignore_eos": True, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "caption en"}, {"type": "image_url", "image_url": {"url": img}}]}]}
+        st, body, _ = srv.request("POST", "/v1/chat/completions", chat_long)
+        check("chat context end: length", st == 200 and body["choices"][0]["finish_reason"] == "length" and
+              body["usage"]["completion_tokens"] == room, (st, body.get("usage")))
+        full = context // text_config["num_image_tokens"] + 1
+        st, body, _ = srv.request("POST", "/v1/generate", {"images": [img] * full, "prompt": "caption en", "max_tokens": 1})
+        check("prompt filling the context: 400", st == 400 and body["error"]["code"] == "too_long", (st, body))
+    finally:
+        srv.stop()
+
+    # One log line per request on stderr (method, path, status, generated tokens, milliseconds), none with
+    # --quiet; a line at shutdown with the number of requests either way.
+    for quiet in (False, True):
+        srv = Server(*(["--quiet"] if quiet else []))
+        st, body, _ = srv.request("POST", "/v1/generate", {"images": [img], "prompt": "caption en", "max_tokens": 5,
+                                                           "ignore_eos": True})
+        st2, _, _ = srv.request("POST", "/v1/generate", {"prompt": "caption en"})
+        code = srv.stop()
+        log = srv.stderr()
+        health_polls = log.count("GET /health 200 - tokens ")
+        if quiet:
+            check("--quiet: no request lines", st == 200 and "POST /v1/generate" not in log and
+                  re.search(r"stopped after [1-9]\d* requests?\n", log), log)
+        else:
+            check("request log lines", st == 200 and st2 == 400 and
+                  re.search(r"^paligemma: POST /v1/generate 200 5 tokens \d+ ms$", log, re.M) and
+                  re.search(r"^paligemma: POST /v1/generate 400 - tokens \d+ ms$", log, re.M) and health_polls >= 1 and
+                  f"paligemma: stopped after {health_polls + 2} requests\n" in log and code == 0, log)
+
+    # A port another server listens on is refused, not shared (SO_REUSEPORT would let both accept).
+    srv = Server()
+    try:
+        r = subprocess.run([BIN, "serve", "--model", MODEL, "--port", str(srv.port)], capture_output=True, timeout=15)
+        check("busy port refused", r.returncode != 0 and f"port {srv.port} is in use".encode() in r.stderr,
+              (r.returncode, r.stderr))
+    except subprocess.TimeoutExpired as e:
+        check("busy port refused", False, ("still running", e.stderr))
     finally:
         srv.stop()
 

@@ -14,11 +14,12 @@ int run_serve(int argc, char** argv) {
                   {{"--model", true}, {"--vae", true}, {"--host", true}, {"--port", true}, {"--api-key", true}, {"--threads", true},
                    {"--max-body-mb", true}, {"--max-image-pixels", true}, {"--max-images", true},
                    {"--max-tokens-limit", true}, {"--max-queue", true}, {"--max-batch", true}, {"--no-mmap", false},
-                   {"--image-cache-mb", true}});
+                   {"--image-cache-mb", true}, {"--quiet", false}});
   server::Options o;
   o.host = args.get("--host", o.host);
   o.port = int(args.get_int("--port", o.port, 0, 65535));
   o.api_key = args.get("--api-key");
+  o.quiet = args.has("--quiet");
   o.limits.max_body_bytes = size_t(args.get_int("--max-body-mb", int64_t(o.limits.max_body_bytes >> 20), 1, 4096)) << 20;
   o.limits.max_image_pixels = size_t(args.get_int("--max-image-pixels", int64_t(o.limits.max_image_pixels), 1, int64_t{1} << 31));
   o.limits.max_images = size_t(args.get_int("--max-images", int64_t(o.limits.max_images), 1, 256));

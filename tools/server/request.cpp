@@ -2,8 +2,11 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
+
+#include "tasks/task_prompt.h"
 
 namespace pg::server {
 
@@ -11,12 +14,14 @@ using nlohmann::json;
 
 namespace {
 
-std::string decode_base64(const std::string& in) {
+// Standard base64 (whitespace allowed, padding optional); false when `in` is not base64.
+bool decode_base64(const std::string& in, std::string& out) {
   static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
+  out.clear();
   out.reserve(in.size() * 3 / 4);
   uint32_t acc = 0;
   int bits = 0, padding = 0;
+  size_t symbols = 0;
   for (char c : in) {
     if (c == '\r' || c == '\n' || c == ' ') continue;
     if (c == '=') {
@@ -24,8 +29,8 @@ std::string decode_base64(const std::string& in) {
       continue;
     }
     const size_t v = alphabet.find(c);
-    if (v == std::string::npos || padding)
-      throw HttpError{400, "invalid_image", "an image is not valid base64 (nor a data URL holding base64)"};
+    if (v == std::string::npos || padding) return false;
+    ++symbols;
     acc = (acc << 6) | uint32_t(v);
     bits += 6;
     if (bits >= 8) {
@@ -33,8 +38,8 @@ std::string decode_base64(const std::string& in) {
       out.push_back(char((acc >> bits) & 0xff));
     }
   }
-  if (padding > 2) throw HttpError{400, "invalid_image", "an image's base64 has too much padding"};
-  return out;
+  // One symbol left over is never base64; padding fills the last group to four symbols, no more.
+  return symbols % 4 != 1 && padding <= 2 && (padding == 0 || (symbols + padding) % 4 == 0);
 }
 
 ImageRGB8 decode_image_bytes(const std::string& bytes, const std::string& name, const Limits& limits) {
@@ -50,22 +55,32 @@ ImageRGB8 decode_image_bytes(const std::string& bytes, const std::string& name, 
 }
 
 // A base64 string or a data URL ("data:image/png;base64,..."). URLs and paths are refused: the server
-// never fetches or opens what a client names.
+// never fetches or opens what a client names. Whether a string is base64 is decided by decoding it, since
+// base64 may start with '/' (every JPEG's does: "/9j/"); a '/' string whose bytes are no image reads as a path.
 ImageRGB8 image_from_string(const std::string& s, const std::string& name, const Limits& limits) {
-  std::string payload = s;
+  const HttpError refused{400, "invalid_image",
+                          name + " must be base64 or a data URL; the server does not fetch URLs or read files"};
+  std::string bytes;
   if (s.rfind("data:", 0) == 0) {
     const size_t comma = s.find(',');
     if (comma == std::string::npos || s.substr(0, comma).find(";base64") == std::string::npos)
       throw HttpError{400, "invalid_image", name + " is a data URL without base64 data"};
-    payload = s.substr(comma + 1);
-  } else if (s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 || s.rfind("file:", 0) == 0 ||
-             s.rfind("/", 0) == 0) {
-    throw HttpError{400, "invalid_image",
-                    name + " must be base64 or a data URL; the server does not fetch URLs or read files"};
+    if (!decode_base64(s.substr(comma + 1), bytes))
+      throw HttpError{400, "invalid_image", name + " is a data URL whose data is not valid base64"};
+    return decode_image_bytes(bytes, name, limits);
   }
-  return decode_image_bytes(decode_base64(payload), name, limits);
+  const bool path_like = s.rfind("/", 0) == 0;
+  if (!decode_base64(s, bytes)) {
+    if (path_like || s.find(':') != std::string::npos) throw refused;
+    throw HttpError{400, "invalid_image", name + " is not valid base64 (nor a data URL holding base64)"};
+  }
+  try {
+    return decode_image_bytes(bytes, name, limits);
+  } catch (const HttpError& e) {
+    if (path_like && e.status == 415) throw refused;
+    throw;
+  }
 }
-
 
 template <typename T>
 T field(const json& body, const char* key, T fallback, const char* what) {
@@ -132,6 +147,36 @@ void check_prompt(const std::string& prompt, const Limits& limits) {
     throw HttpError{413, "prompt_too_long", "the prompt is longer than " + std::to_string(limits.max_prompt_bytes) + " bytes"};
 }
 
+// The prompt of /v1/generate: "prompt" as given, or built from "task" (with "objects", "question", "lang")
+// as `paligemma batch` and `generate --task` build it.
+std::string prompt_of(const json& fields, const char* what) {
+  const std::string quote = std::string(what) + (*what ? " \"" : "\"");
+  auto text = [&](const char* key) {
+    auto it = fields.find(key);
+    if (it == fields.end() || it->is_null()) return std::string();
+    if (!it->is_string()) throw HttpError{400, "invalid_field", quote + key + "\" must be a string"};
+    return it->get<std::string>();
+  };
+  const bool has_prompt = fields.contains("prompt"), has_task = fields.contains("task");
+  if (!has_prompt && !has_task)
+    throw HttpError{400, "missing_prompt", quote + "prompt\" or \"task\" is required"};
+  if (has_prompt && has_task) throw HttpError{400, "invalid_field", "give exactly one of \"prompt\" and \"task\""};
+  for (const char* key : {"objects", "question", "lang"})
+    if (fields.contains(key) && !has_task)
+      throw HttpError{400, "invalid_field", quote + key + "\" applies to \"task\" only"};
+  if (has_prompt) return text("prompt");
+  TaskPromptRequest task;
+  task.task = text("task");
+  task.objects = text("objects");
+  task.text = text("question");
+  task.language = text("lang");
+  try {
+    return build_task_prompt(task);
+  } catch (const Error& e) {
+    throw HttpError{400, "invalid_task", e.what()};
+  }
+}
+
 void check_image_count(size_t n, const Limits& limits) {
   if (n == 0) throw HttpError{400, "missing_image", "PaliGemma needs at least one image"};
   if (n > limits.max_images)
@@ -142,8 +187,9 @@ void check_image_count(size_t n, const Limits& limits) {
 
 Ask parse_generate_json(const std::string& body, const Limits& limits) {
   const json j = parse_json(body);
-  static const std::set<std::string> known = {"images", "prompt", "max_tokens", "beams", "temperature", "top_k",
-                                              "top_p", "seed", "stop", "stream", "ignore_eos"};
+  static const std::set<std::string> known = {"images", "prompt", "task", "objects", "question", "lang",
+                                              "max_tokens", "beams", "temperature", "top_k", "top_p", "seed",
+                                              "stop", "stream", "ignore_eos"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!known.count(it.key())) throw HttpError{400, "unknown_field", "unknown field \"" + it.key() + "\""};
   Ask ask;
@@ -155,9 +201,7 @@ Ask parse_generate_json(const std::string& body, const Limits& limits) {
     if (!(*images)[i].is_string()) throw HttpError{400, "invalid_image", "images[" + std::to_string(i) + "] is not a string"};
     ask.images.push_back(image_from_string((*images)[i].get<std::string>(), "images[" + std::to_string(i) + "]", limits));
   }
-  auto prompt = j.find("prompt");
-  if (prompt == j.end() || !prompt->is_string()) throw HttpError{400, "missing_prompt", "\"prompt\" (a string) is required"};
-  ask.prompt = prompt->get<std::string>();
+  ask.prompt = prompt_of(j, "");
   check_prompt(ask.prompt, limits);
   read_decoding(j, ask, limits, "max_tokens");
   return ask;
@@ -171,7 +215,8 @@ Ask parse_generate_multipart(const httplib::Request& req, const Limits& limits) 
       images.size() < limits.max_images
           ? images.push_back(decode_image_bytes(part.content, part.filename.empty() ? "image" : part.filename, limits))
           : check_image_count(images.size() + 1, limits);
-    } else if (name == "prompt" || name == "stop") {
+    } else if (name == "prompt" || name == "stop" || name == "task" || name == "objects" || name == "question" ||
+               name == "lang") {
       fields[name] = part.content;
     } else if (name == "stream" || name == "ignore_eos") {
       fields[name] = part.content == "true" || part.content == "1";
@@ -187,27 +232,87 @@ Ask parse_generate_multipart(const httplib::Request& req, const Limits& limits) 
     }
   }
   check_image_count(images.size(), limits);
-  if (!fields.contains("prompt")) throw HttpError{400, "missing_prompt", "form field \"prompt\" is required"};
   Ask ask;
   ask.images = std::move(images);
-  ask.prompt = fields["prompt"].get<std::string>();
+  ask.prompt = prompt_of(fields, "form field");
   check_prompt(ask.prompt, limits);
   read_decoding(fields, ask, limits, "max_tokens");
   return ask;
 }
 
+namespace {
+
+// OpenAI fields that front ends send with a value that changes nothing: accepted at that value (or null).
+struct NeutralField {
+  const char* key;
+  const char* neutral;  // for the error message
+  bool (*is_neutral)(const json&);
+};
+const NeutralField kNeutralFields[] = {
+    {"n", "1", [](const json& v) { return v.is_number_integer() && v.get<int64_t>() == 1; }},
+    {"frequency_penalty", "0", [](const json& v) { return v.is_number() && v.get<double>() == 0; }},
+    {"presence_penalty", "0", [](const json& v) { return v.is_number() && v.get<double>() == 0; }},
+    {"logprobs", "false", [](const json& v) { return v.is_boolean() && !v.get<bool>(); }},
+    {"store", "false", [](const json& v) { return v.is_boolean() && !v.get<bool>(); }},
+    {"logit_bias", "{}", [](const json& v) { return v.is_object() && v.empty(); }},
+    {"tools", "[]", [](const json& v) { return v.is_array() && v.empty(); }},
+    {"tool_choice", "\"none\"", [](const json& v) { return v == "none"; }},
+    {"parallel_tool_calls", "true or false (there are no tools)", [](const json& v) { return v.is_boolean(); }},
+    {"response_format", "{\"type\": \"text\"}", [](const json& v) { return v == json{{"type", "text"}}; }},
+    {"user", "a string (it changes nothing)", [](const json& v) { return v.is_string(); }},
+};
+
+void check_chat_fields(const json& j) {
+  static const std::set<std::string> supported = {"messages", "model", "max_tokens", "max_completion_tokens",
+                                                  "temperature", "top_p", "top_k", "seed", "stop", "stream",
+                                                  "stream_options", "beams", "ignore_eos"};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (supported.count(it.key()) || it->is_null()) continue;
+    const auto* f = std::find_if(std::begin(kNeutralFields), std::end(kNeutralFields),
+                                 [&](const NeutralField& n) { return it.key() == n.key; });
+    if (f == std::end(kNeutralFields))
+      throw HttpError{400, "unsupported_field", "\"" + it.key() + "\" is not supported by this server"};
+    if (!f->is_neutral(*it))
+      throw HttpError{400, "unsupported_field", "\"" + it.key() + "\" is not supported by this server: only " +
+                                                    f->neutral + " is accepted"};
+  }
+}
+
+}  // namespace
+
 Ask parse_chat(const std::string& body, const Limits& limits) {
   const json j = parse_json(body);
+  check_chat_fields(j);
   auto messages = j.find("messages");
   if (messages == j.end() || !messages->is_array() || messages->empty())
     throw HttpError{400, "missing_messages", "\"messages\" must be a non-empty list"};
-  if (messages->size() != 1 || !(*messages)[0].is_object() || (*messages)[0].value("role", "") != "user")
+  Ask ask;
+  const json* user = nullptr;
+  size_t turns = 0;
+  for (const json& m : *messages) {
+    const std::string role = m.is_object() && m.contains("role") && m["role"].is_string() ? m["role"].get<std::string>() : "";
+    // Front ends always send a system prompt; PaliGemma has none, so it is left out (and reported).
+    if (role == "system" || role == "developer") {
+      ++ask.ignored_system_messages;
+      continue;
+    }
+    ++turns;
+    if (role == "user") user = &m;
+  }
+  if (turns != 1 || !user)
     throw HttpError{400, "single_turn_only",
                     "PaliGemma is a single-turn model: send exactly one user message (text and images), "
-                    "without system or earlier turns"};
-  if (j.value("n", 1) != 1) throw HttpError{400, "invalid_field", "\"n\" must be 1"};
-  Ask ask;
-  const json& content = (*messages)[0]["content"];
+                    "without earlier turns"};
+  auto stream_options = j.find("stream_options");
+  if (stream_options != j.end() && !stream_options->is_null()) {
+    if (!stream_options->is_object())
+      throw HttpError{400, "invalid_field", "\"stream_options\" must be an object"};
+    for (auto it = stream_options->begin(); it != stream_options->end(); ++it)
+      if (it.key() != "include_usage")
+        throw HttpError{400, "unsupported_field", "\"stream_options." + it.key() + "\" is not supported by this server"};
+    ask.include_usage = field<bool>(*stream_options, "include_usage", false, "true or false");
+  }
+  const json content = user->contains("content") ? (*user)["content"] : json();
   std::string text;
   auto add_text = [&](const std::string& t) { text += (text.empty() || t.empty() ? "" : " ") + t; };
   if (content.is_string()) {

@@ -2,6 +2,7 @@
 // checked against the server's limits and turned into an Ask. Touches no model and no file: the fuzz target
 // tests/fuzz/server_request_fuzzer.cpp feeds it arbitrary bodies.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ struct Ask {
   std::vector<std::string> stop;
   bool stream = false;
   bool ignore_eos = false;
+  // Chat completions only: stream_options.include_usage, and the system messages left out of the prompt.
+  bool include_usage = false;
+  size_t ignored_system_messages = 0;
 };
 
 // POST /v1/generate with a JSON body; throws HttpError.
@@ -43,7 +47,9 @@ Ask parse_generate_json(const std::string& body, const Limits& limits);
 // POST /v1/generate as multipart/form-data: image files in "image" (repeatable), other fields as text.
 Ask parse_generate_multipart(const httplib::Request& req, const Limits& limits);
 
-// POST /v1/chat/completions: one user message with text and image_url parts.
+// POST /v1/chat/completions: one user message with text and image_url parts, after any system messages
+// (ignored). OpenAI fields the server cannot honour are a 400 naming them, unless at a value that changes
+// nothing (frequency_penalty 0, tools [], ...).
 Ask parse_chat(const std::string& body, const Limits& limits);
 
 }  // namespace pg::server

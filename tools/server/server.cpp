@@ -3,11 +3,15 @@
 #include "request.h"
 
 #include <httplib.h>
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <iostream>
@@ -17,6 +21,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "generate/sampling.h"
 #include "io/tokenizer.h"
@@ -55,6 +60,7 @@ struct Channel {
   std::atomic<bool> cancelled{false};
   std::vector<std::string> stops;
   int image_width = 0, image_height = 0;  // of the first image: boxes and masks are in its pixels
+  size_t context_end = SIZE_MAX;          // new tokens that fill the context, when more were asked for
 };
 
 size_t first_stop(const std::string& text, const std::vector<std::string>& stops) {
@@ -103,16 +109,19 @@ class Service {
       throw HttpError{400, "invalid_prompt", e.what()};
     }
     const int64_t limit = engine_.model().config().text.max_positions;
-    if (int64_t(ids.size()) + ask.max_tokens > limit)
-      throw HttpError{400, "too_long", "the images and prompt (" + std::to_string(ids.size()) + " tokens) plus " +
-                                           std::to_string(ask.max_tokens) + " new tokens exceed the model's " +
-                                           std::to_string(limit) + " positions"};
+    const int64_t room = limit - int64_t(ids.size());
+    if (room < 1)
+      throw HttpError{400, "too_long", "the images and prompt (" + std::to_string(ids.size()) +
+                                           " tokens) fill the model's " + std::to_string(limit) + " positions"};
+    // Asked for more than the context holds, generation stops where it ends (finish_reason "length").
+    const int64_t max_tokens = std::min(ask.max_tokens, room);
     auto channel = std::make_shared<Channel>();
+    if (max_tokens < ask.max_tokens) channel->context_end = size_t(max_tokens);
     channel->stops = ask.stop;
     channel->image_width = ask.images[0].width;
     channel->image_height = ask.images[0].height;
     job->prompt_ids = ids;
-    job->max_tokens = ask.max_tokens;
+    job->max_tokens = max_tokens;
     job->eos_id = engine_.tokenizer().eos_id();
     job->ignore_eos = ask.ignore_eos;
     job->cancelled = [channel] { return channel->cancelled.load(); };
@@ -140,7 +149,7 @@ class Service {
       GenerateRequest req;
       req.images = ask.images;
       req.prompt = ask.prompt;
-      req.max_tokens = ask.max_tokens;
+      req.max_tokens = max_tokens;
       req.beams = ask.beams;
       req.ignore_eos = ask.ignore_eos;
       req.stop = ask.stop;
@@ -188,7 +197,7 @@ class Service {
   std::string finish_reason(const Channel& c) const {
     if (c.stopped) return "stop";
     if (!c.tokens.empty() && c.tokens.back() == engine_.tokenizer().eos_id()) return "eos";
-    return "max_tokens";
+    return c.tokens.size() >= c.context_end ? "length" : "max_tokens";
   }
 
   const Engine& engine() const { return engine_; }
@@ -216,6 +225,14 @@ class Service {
 // ---------------------------------------------------------------------------------------------------
 // HTTP
 
+// The request being served on this thread, for its log line: cpp-httplib runs a request's routing, its
+// content provider and the logger on the thread that read it.
+struct RequestLog {
+  std::chrono::steady_clock::time_point start;  // when routing began; default: the request never got there
+  int64_t tokens = -1;                          // generated; -1: no generation
+};
+thread_local RequestLog request_log;
+
 // Waits until the channel has more than `seen` tokens or is done, at most `timeout`.
 void wait_for_progress(Channel& c, size_t seen, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(c.mutex);
@@ -224,43 +241,67 @@ void wait_for_progress(Channel& c, size_t seen, std::chrono::milliseconds timeou
 
 enum class Api { Generate, Chat };
 
-struct ChatIds {
+// What a chat completion's answer carries besides the generation.
+struct ChatReply {
   std::string id;
   int64_t created;
+  std::string model;
+  size_t prompt_tokens;
+  bool include_usage;  // streaming: every chunk has "usage", null but in a last chunk without choices
+  json notes;          // what the request held that was left out (an extra field, "notes"); null: nothing
 };
 
-json chat_object(const json& result, const ChatIds& ids, const std::string& model, size_t prompt_tokens) {
-  const std::string reason = result["finish_reason"] == "max_tokens" ? "length" : "stop";
-  const size_t completion = result["tokens"].size();
-  json out{{"id", ids.id},
+// OpenAI's finish_reason: "length" for a token limit, the request's or the context's; "stop" otherwise.
+std::string chat_finish_reason(const json& result) {
+  const std::string reason = result["finish_reason"];
+  return reason == "max_tokens" || reason == "length" ? "length" : "stop";
+}
+
+json usage_json(const ChatReply& chat, size_t completion_tokens) {
+  return json{{"prompt_tokens", chat.prompt_tokens},
+              {"completion_tokens", completion_tokens},
+              {"total_tokens", chat.prompt_tokens + completion_tokens}};
+}
+
+json chat_object(const json& result, const ChatReply& chat) {
+  json out{{"id", chat.id},
            {"object", "chat.completion"},
-           {"created", ids.created},
-           {"model", model},
+           {"created", chat.created},
+           {"model", chat.model},
            {"choices", json::array({{{"index", 0},
                                      {"message", {{"role", "assistant"}, {"content", result["text"]}}},
-                                     {"finish_reason", reason}}})},
-           {"usage",
-            {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion}, {"total_tokens", prompt_tokens + completion}}}};
+                                     {"finish_reason", chat_finish_reason(result)}}})},
+           {"usage", usage_json(chat, result["tokens"].size())}};
   if (result.contains("objects")) out["objects"] = result["objects"];  // the structured boxes and masks, an extra field
+  if (!chat.notes.is_null()) out["notes"] = chat.notes;
   return out;
 }
 
-json chat_chunk(const ChatIds& ids, const std::string& model, const json& delta, const json& finish_reason) {
-  return json{{"id", ids.id},
-              {"object", "chat.completion.chunk"},
-              {"created", ids.created},
-              {"model", model},
-              {"choices", json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish_reason}}})}};
+json chat_chunk(const ChatReply& chat, const json& choices) {
+  json out{{"id", chat.id},
+           {"object", "chat.completion.chunk"},
+           {"created", chat.created},
+           {"model", chat.model},
+           {"choices", choices}};
+  if (chat.include_usage) out["usage"] = nullptr;
+  return out;
+}
+
+json chat_choice(const json& delta, const json& finish_reason) {
+  return json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish_reason}}});
 }
 
 // Sends the answer of a queued request: one JSON object, or server-sent events when streaming. The body
 // is produced while the request runs, so that a client that goes away is noticed (a failed write) and
 // its generation cancelled; a non-streaming answer sends JSON whitespace while waiting to find out.
-void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Response& res, Api api, bool stream,
+void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Response& res, Api api, const Ask& ask,
              size_t prompt_tokens) {
-  const std::string model = service.options().model_name;
-  const ChatIds ids{"chatcmpl-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()),
-                    int64_t(std::time(nullptr))};
+  const bool stream = ask.stream;
+  ChatReply chat{"chatcmpl-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()),
+                 int64_t(std::time(nullptr)), service.options().model_name, prompt_tokens, ask.include_usage, nullptr};
+  if (ask.ignored_system_messages)
+    chat.notes = json::array({std::to_string(ask.ignored_system_messages) + " system message(s) ignored: "
+                              "PaliGemma takes no system prompt"});
   const Engine& engine = service.engine();
   Service* svc = &service;
   if (!stream) {
@@ -279,8 +320,9 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
         body = {{"error", {{"code", "generation_failed"}, {"message", channel->error}}}};
       } else {
         body = svc->result(*channel);
-        if (api == Api::Chat) body = chat_object(body, ids, model, prompt_tokens);
+        if (api == Api::Chat) body = chat_object(body, chat);
       }
+      request_log.tokens = int64_t(channel->tokens.size());
       const std::string text = dump(body) + "\n";
       sink.write(text.data(), text.size());
       sink.done();
@@ -295,8 +337,11 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
       channel->cancelled = true;
       return false;
     };
-    if (api == Api::Chat && !send("data: " + dump(chat_chunk(ids, model, {{"role", "assistant"}, {"content", ""}}, nullptr)) + "\n\n"))
-      return false;
+    if (api == Api::Chat) {
+      json first = chat_chunk(chat, chat_choice({{"role", "assistant"}, {"content", ""}}, nullptr));
+      if (!chat.notes.is_null()) first["notes"] = chat.notes;
+      if (!send("data: " + dump(first) + "\n\n")) return false;
+    }
     size_t seen = 0;
     std::string sent;
     for (;;) {
@@ -324,7 +369,7 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
         if (api == Api::Generate) {
           event = "event: token\ndata: " + dump({{"token", tokens[i]}, {"text", piece}}) + "\n\n";
         } else if (!piece.empty()) {
-          event = "data: " + dump(chat_chunk(ids, model, {{"content", piece}}, nullptr)) + "\n\n";
+          event = "data: " + dump(chat_chunk(chat, chat_choice({{"content", piece}}, nullptr))) + "\n\n";
         }
         if (!event.empty() && !send(event)) return false;
       }
@@ -337,9 +382,15 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
         end = "event: done\ndata: " + dump(svc->result(*channel)) + "\n\n";
       } else {
         const json result = svc->result(*channel);
-        const std::string reason = result["finish_reason"] == "max_tokens" ? "length" : "stop";
-        end = "data: " + dump(chat_chunk(ids, model, json::object(), reason)) + "\n\ndata: [DONE]\n\n";
+        end = "data: " + dump(chat_chunk(chat, chat_choice(json::object(), chat_finish_reason(result)))) + "\n\n";
+        if (chat.include_usage) {
+          json usage = chat_chunk(chat, json::array());
+          usage["usage"] = usage_json(chat, result["tokens"].size());
+          end += "data: " + dump(usage) + "\n\n";
+        }
+        end += "data: [DONE]\n\n";
       }
+      request_log.tokens = int64_t(tokens.size());
       send(end);
       sink.done();
       return true;
@@ -367,6 +418,31 @@ json models_json(const Engine& engine, const std::string& name) {
 pthread_t stop_signal_waiter;
 void forward_stop_signal(int sig) { pthread_kill(stop_signal_waiter, sig); }
 
+// Why the server could not bind, found by binding once more as it does (cpp-httplib only says it failed).
+std::string bind_failure(const std::string& host, int port) {
+  addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || !found)
+    return "not an address of this machine";
+  int error = 0;
+  const int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
+  if (fd < 0) {
+    error = errno;
+  } else {
+    const int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0) error = errno;
+    close(fd);
+  }
+  freeaddrinfo(found);
+  if (error == EADDRINUSE) return "port " + std::to_string(port) + " is in use";
+  if (error == EADDRNOTAVAIL) return "not an address of this machine";
+  return error ? std::strerror(error) : "the address cannot be listened on";
+}
+
 }  // namespace
 
 int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& options) {
@@ -386,6 +462,7 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
   http.set_payload_max_length(limits.max_body_bytes);
 
   http.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
+    request_log = {std::chrono::steady_clock::now(), -1};
     if (options.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
     const std::string auth = req.get_header_value("Authorization");
     if (auth == "Bearer " + options.api_key) return httplib::Server::HandlerResponse::Unhandled;
@@ -407,6 +484,23 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
     } else {
       send_error(res, res.status, "bad_request", "the request could not be read");
     }
+  });
+  std::atomic<uint64_t> requests{0};
+  std::mutex log_mutex;
+  http.set_logger([&](const httplib::Request& req, const httplib::Response& res) {
+    ++requests;
+    const RequestLog log = std::exchange(request_log, RequestLog{});
+    if (options.quiet) return;
+    const bool timed = log.start != std::chrono::steady_clock::time_point{};
+    const std::string line =
+        "paligemma: " + req.method + " " + req.path + " " + std::to_string(res.status) + " " +
+        (log.tokens < 0 ? std::string("-") : std::to_string(log.tokens)) + " tokens " +
+        (timed ? std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - log.start).count())
+               : std::string("-")) +
+        " ms\n";
+    std::lock_guard<std::mutex> lock(log_mutex);
+    std::fputs(line.c_str(), stderr);
   });
   http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     send_error(res, 500, "internal_error", "the server failed on this request");
@@ -439,13 +533,13 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
   http.Post("/v1/generate", guarded([&](const httplib::Request& req, httplib::Response& res) {
     const Ask ask = req.is_multipart_form_data() ? parse_generate_multipart(req, limits) : parse_generate_json(req.body, limits);
     auto channel = service.submit(ask);
-    respond(service, channel, res, Api::Generate, ask.stream, 0);
+    respond(service, channel, res, Api::Generate, ask, 0);
   }));
   http.Post("/v1/chat/completions", guarded([&](const httplib::Request& req, httplib::Response& res) {
     const Ask ask = parse_chat(req.body, limits);
     const size_t prompt_tokens = engine.prompt_ids(ask.images.size(), ask.prompt).size();
     auto channel = service.submit(ask);
-    respond(service, channel, res, Api::Chat, ask.stream, prompt_tokens);
+    respond(service, channel, res, Api::Chat, ask, prompt_tokens);
   }));
   for (const char* path : {"/v1/generate", "/v1/chat/completions"}) {
     http.Get(path, not_allowed("POST"));
@@ -460,11 +554,23 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
     http.Patch(path, not_allowed("GET"));
   }
 
+  // Not cpp-httplib's default options: they add SO_REUSEPORT, with which a second server binds a busy port
+  // and the kernel splits the connections between the two. SO_REUSEADDR alone lets a restart bind at once.
+  socket_t listener = INVALID_SOCKET;
+  http.set_socket_options([&listener](socket_t sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listener = sock;
+  });
   if (!http.bind_to_port(options.host, options.port)) {
-    std::cerr << "paligemma: cannot listen on " << options.host << ":" << options.port
-              << " (address in use, or not an address of this machine)\n";
+    std::cerr << "paligemma: cannot listen on " << options.host << ":" << options.port << ": "
+              << bind_failure(options.host, options.port) << "\n";
     return 1;
   }
+  // Debian's libcpp-httplib 0.11 listens with a backlog of 5: when clients connect faster than the accept
+  // thread runs (a busy machine), the kernel's queues overflow into SYN cookies and some connections are
+  // reset. Listening again on the bound socket only sets a longer backlog.
+  ::listen(listener, SOMAXCONN);
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -484,6 +590,7 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
   ::signal(SIGTERM, SIG_IGN);
   pthread_kill(stopper.native_handle(), SIGTERM);
   stopper.join();
+  std::cerr << "paligemma: stopped after " << requests << (requests == 1 ? " request" : " requests") << std::endl;
   return 0;
 }
 

@@ -28,10 +28,12 @@ struct Options {
   int port = 8080;
   std::string api_key;             // non-empty: /v1/* needs "Authorization: Bearer KEY"
   std::string model_name;          // shown by /v1/models
+  bool quiet = false;              // no log line per request on stderr
   Limits limits;
 };
 
-// Serves until SIGINT or SIGTERM; returns the process exit code. Prints the listening address on stderr.
+// Serves until SIGINT or SIGTERM; returns the process exit code. Prints on stderr the listening address, a
+// line per request unless options.quiet, and the number of requests served when it stops.
 // mask_decoder (optional, the VQ-VAE of --vae) turns segmentation output into masks.
 int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& options);
 
