@@ -206,9 +206,15 @@ def main():
                 f"--{boundary}\r\nContent-Disposition: form-data; name=\"max_tokens\"\r\n\r\n6\r\n"
                 f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
                 f"Content-Type: image/png\r\n\r\n").encode() + raw + f"\r\n--{boundary}--\r\n".encode()
+        cache_before = srv.request("GET", "/health")[1]["image_cache"]
         st, body, _ = srv.request("POST", "/v1/generate", form,
                                   {"Content-Type": f"multipart/form-data; boundary={boundary}"}, key=KEY)
         check("multipart == CLI", st == 200 and body["tokens"] == expected, (st, body))
+        # The same image as the request before: its features came from the cache, the tokens are the same.
+        cache_after = srv.request("GET", "/health")[1]["image_cache"]
+        check("repeated image: features from the cache",
+              cache_after == {"hits": cache_before["hits"] + 1, "misses": cache_before["misses"]},
+              (cache_before, cache_after))
 
         # Two images (NLVR2 style) and sampling with a seed give the CLI's tokens too.
         two = {"images": [img, b64(IMAGES[2])], "prompt": "answer en same?", "max_tokens": 5}
