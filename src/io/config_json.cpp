@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
 
 #include "paligemma/error.h"
 
@@ -18,6 +19,9 @@ template <typename T>
 T get_or(const json& j, const char* key, T fallback, const std::string& where) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
+  // json's get<int64_t>() of a float is a cast, undefined for 1e300: whole numbers only.
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>)
+    if (!it->is_number_integer()) throw Error(where + ": \"" + key + "\" must be a whole number (" + it->dump() + ")");
   try {
     return it->get<T>();
   } catch (const json::exception&) {
