@@ -119,6 +119,9 @@ TextConfig parse_text(const json* j, int64_t top_vocab, const std::string& where
   require_positive(t.head_dim, "text head_dim", where);
   if (t.head_dim % 2) throw Error(where + ": text head_dim must be even for rotary embeddings");
   if (t.heads % t.kv_heads) throw Error(where + ": num_attention_heads must be a multiple of num_key_value_heads");
+  // One flag per layer is allocated here: a corrupt count must not become a huge allocation.
+  if (t.layers > 4096)
+    throw Error(where + ": text num_hidden_layers " + std::to_string(t.layers) + " is implausible (at most 4096)");
   t.sliding_layers.assign(size_t(t.layers), false);
   if (t.arch == TextArch::Gemma2) {
     auto lt = j->find("layer_types");
