@@ -128,8 +128,8 @@ write("npz", "u8_v2.npy", npy("|u1", [5], bytes(range(5)), version=2))
 write("npz", "scalar.npy", npy("<f4", [], f32(1.5)))
 b = io.BytesIO()
 with zipfile.ZipFile(b, "w", zipfile.ZIP_DEFLATED) as z:  # as numpy.savez_compressed writes it
-    z.writestr("a.npy", npy("<f4", [2, 2], f32(1, 1, 1, 1)))
-    z.writestr("b.npy", npy("<f4", [3], f32(0, 1, 2)))
+    for name, data in [("a.npy", npy("<f4", [2, 2], f32(1, 1, 1, 1))), ("b.npy", npy("<f4", [3], f32(0, 1, 2)))]:
+        z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)  # reproducible
 write("npz", "compressed.npz", b.getvalue())
 
 # Server request bodies with a tiny PNG and JPEG (tests/fixtures/images).
