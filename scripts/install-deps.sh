@@ -15,12 +15,15 @@
 #   libgtest-dev          unit tests
 #   chromium nodejs npm   the browser test of the server's page (tests/browser: headless Chromium driven by
 #                         playwright-core, which `npm ci` installs there without downloading a browser)
+#   clang libclang-rt-dev libomp-dev   scripts/fuzz.sh: the libFuzzer targets of tests/fuzz (libFuzzer and the
+#                         sanitizers' runtimes; OpenMP for clang)
 #   python3-numpy python3-pil   tools/synthetic/scenes.py draws the synthetic scenes that scripts/demo.sh and
 #                         tools/synthetic/evaluate.py run the embedded model on
 set -euo pipefail
 PKGS="cmake g++ make pkg-config libsentencepiece-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
       nlohmann-json3-dev libcpp-httplib-dev libgtest-dev python3 libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
-      zlib1g-dev libfreetype-dev fonts-dejavu-core python3-numpy python3-pil chromium nodejs npm"
+      zlib1g-dev libfreetype-dev fonts-dejavu-core python3-numpy python3-pil chromium nodejs npm
+      clang libclang-rt-dev libomp-dev"
 missing=""
 # Present: installed, or provided by an installed package (NodeSource's nodejs provides npm and conflicts with
 # Debian's npm).

@@ -127,7 +127,8 @@ NpzFile::NpzFile(const std::string& path) : file_(std::make_unique<MappedFile>(p
     if (eocd < kZip64LocatorSize || le32(d + eocd - kZip64LocatorSize) != kZip64LocatorSignature)
       fail(path, "zip64 archive without its locator record (corrupt)");
     const uint64_t record = le64(d + eocd - kZip64LocatorSize + 8);
-    if (record > n - kZip64EndOfDirectorySize || le32(d + record) != kZip64EndOfDirectorySignature)
+    if (n < kZip64EndOfDirectorySize || record > n - kZip64EndOfDirectorySize ||
+        le32(d + record) != kZip64EndOfDirectorySignature)
       fail(path, "corrupt zip64 end-of-directory record");
     entries = le64(d + record + 32);
     directory_size = le64(d + record + 40);

@@ -53,13 +53,16 @@ void SafetensorsCollection::add_file(const std::string& path, FileResidency resi
       t.name = name;
       t.file = path;
       t.dtype = parse_dtype(e.at("dtype").get<std::string>(), name, path);
+      // json's get<int64_t>() of a float is a cast, undefined for 1e300: whole numbers only.
       for (const auto& d : e.at("shape")) {
+        if (!d.is_number_integer()) throw Error("has a dimension that is not a whole number: " + d.dump());
         const int64_t v = d.get<int64_t>();
         if (v < 0) throw Error("negative dimension");
         t.shape.push_back(v);
       }
       const auto& off = e.at("data_offsets");
-      if (!off.is_array() || off.size() != 2) throw Error("data_offsets must hold two numbers");
+      if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+        throw Error("data_offsets must hold two non-negative whole numbers");
       const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
       const int64_t bytes = checked_byte_count(t.shape, int64_t(dtype_size(t.dtype)));
       if (bytes < 0) throw Error("has shape " + shape_to_string(t.shape) + ", whose size overflows");

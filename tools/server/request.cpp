@@ -3,8 +3,11 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <type_traits>
 
 #include "tasks/task_prompt.h"
 
@@ -86,11 +89,35 @@ template <typename T>
 T field(const json& body, const char* key, T fallback, const char* what) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null()) return fallback;
+  const HttpError bad{400, "invalid_field", std::string("\"") + key + "\" must be " + what};
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // json's get<T>() casts any number, and a float outside T's range (1e300) is undefined behaviour.
+    using limits = std::numeric_limits<T>;
+    if (it->is_number_unsigned()) {
+      if (it->get<uint64_t>() > uint64_t(limits::max())) throw bad;
+    } else if (it->is_number_integer()) {
+      const int64_t v = it->get<int64_t>();
+      if (v < 0 ? v < int64_t(limits::min()) : uint64_t(v) > uint64_t(limits::max())) throw bad;
+    } else if (it->is_number_float()) {
+      const double v = it->get<double>(), bound = std::ldexp(1.0, limits::digits);  // exclusive, exact
+      if (!(v == std::floor(v) && v < bound && v >= (limits::is_signed ? -bound : 0.0))) throw bad;
+    } else {
+      throw bad;
+    }
+  }
   try {
     return it->get<T>();
   } catch (const json::exception&) {
-    throw HttpError{400, "invalid_field", std::string("\"") + key + "\" must be " + what};
+    throw bad;
   }
+}
+
+// An optional string member of an object: "" when missing, an error when not a string.
+std::string string_member(const json& object, const char* key, const std::string& where) {
+  auto it = object.find(key);
+  if (it == object.end()) return "";
+  if (!it->is_string()) throw HttpError{400, "invalid_field", where + " \"" + key + "\" must be a string"};
+  return it->get<std::string>();
 }
 
 void read_decoding(const json& body, Ask& ask, const Limits& limits, const char* max_tokens_key) {
@@ -319,12 +346,13 @@ Ask parse_chat(const std::string& body, const Limits& limits) {
     add_text(content.get<std::string>());
   } else if (content.is_array()) {
     for (const auto& part : content) {
-      const std::string type = part.is_object() ? part.value("type", "") : "";
+      const std::string type = part.is_object() ? string_member(part, "type", "a content part's") : "";
       if (type == "text") {
-        add_text(part.value("text", ""));
+        add_text(string_member(part, "text", "a text part's"));
       } else if (type == "image_url") {
         const json& u = part.contains("image_url") ? part["image_url"] : json();
-        const std::string url = u.is_object() ? u.value("url", "") : (u.is_string() ? u.get<std::string>() : "");
+        const std::string url =
+            u.is_object() ? string_member(u, "url", "an image_url's") : (u.is_string() ? u.get<std::string>() : "");
         check_image_count(ask.images.size() + 1, limits);
         ask.images.push_back(image_from_string(url, "image " + std::to_string(ask.images.size() + 1), limits));
       } else {
