@@ -423,7 +423,7 @@ def main():
         # Beside processes that keep every core busy (each ends by itself after 120 s, and is killed after the
         # load): the server must still accept every connection, not reset some.
         burners = [subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 120\nwhile time.time() < end: pass"])
-                   for _ in range(2 * (os.cpu_count() or 1))]
+                   for _ in range(os.cpu_count() or 1)]
         try:
             load_round(0)
             rss_first = srv.rss_kib()

@@ -1,10 +1,5 @@
 #include "io/checkpoint.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 
 #include "io/config_json.h"
@@ -16,6 +11,7 @@ namespace fs = std::filesystem;
 
 const char* const kGgufConfigKey = "paligemma.config_json";
 const char* const kGgufTokenizerKey = "paligemma.tokenizer_model";
+const char* const kGgufVaeKey = "paligemma.vae_npz";
 
 std::string canonical_tensor_name(const std::string& name) {
   struct Rule {
@@ -63,21 +59,10 @@ Checkpoint::Checkpoint(const std::string& dir, FileResidency residency) : dir_(d
 void Checkpoint::load_gguf(FileResidency residency) {
   gguf_ = std::make_unique<GgufFile>(dir_, residency);
   config_ = parse_config_json(std::string(gguf_->string(kGgufConfigKey)), dir_ + " (" + kGgufConfigKey + ")");
-  // SentencePiece loads by path: the embedded tokenizer.model goes into an anonymous in-memory file,
-  // named through /proc/self/fd while the checkpoint lives.
-  const std::string_view tokenizer = gguf_->bytes(kGgufTokenizerKey);
-  const int fd = memfd_create("tokenizer.model", MFD_CLOEXEC);
-  if (fd < 0) throw Error("cannot create an in-memory file for the tokenizer of " + dir_ + ": " + std::strerror(errno));
-  tokenizer_fd_ = std::shared_ptr<const int>(new int(fd), [](const int* p) {
-    close(*p);
-    delete p;
-  });
-  for (size_t done = 0; done < tokenizer.size();) {
-    const ssize_t n = ::write(fd, tokenizer.data() + done, tokenizer.size() - done);
-    if (n <= 0) throw Error("cannot write the tokenizer of " + dir_ + " to memory: " + std::strerror(errno));
-    done += size_t(n);
-  }
-  tokenizer_path_ = "/proc/self/fd/" + std::to_string(fd);
+  // SentencePiece loads by path: the embedded tokenizer.model goes into an in-memory file while the
+  // checkpoint lives.
+  tokenizer_file_ = std::make_unique<MemoryFile>(gguf_->bytes(kGgufTokenizerKey), "tokenizer.model");
+  tokenizer_path_ = tokenizer_file_->path();
   for (const auto& [name, t] : gguf_->tensors()) {
     StoredTensor stored{DType::F32, t.shape, t.data};
     switch (t.type) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "io/file.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -22,6 +23,8 @@ std::string canonical_tensor_name(const std::string& name);
 // Metadata keys of a quantized GGUF file holding config.json's text and tokenizer.model's bytes.
 extern const char* const kGgufConfigKey;
 extern const char* const kGgufTokenizerKey;
+// Metadata key of the model's own mask decoder (its directory's vae.npz, when it had one), as bytes.
+extern const char* const kGgufVaeKey;
 
 class Checkpoint {
  public:
@@ -48,7 +51,7 @@ class Checkpoint {
   std::string tokenizer_path_;
   SafetensorsCollection files_;
   std::unique_ptr<GgufFile> gguf_;
-  std::shared_ptr<const int> tokenizer_fd_;  // an in-memory file holding a GGUF's tokenizer.model
+  std::unique_ptr<MemoryFile> tokenizer_file_;  // a GGUF's tokenizer.model
   std::map<std::string, StoredTensor> tensors_;
 };
 

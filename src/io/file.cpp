@@ -1,6 +1,7 @@
 #include "io/file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,6 +43,24 @@ void check_regular_file(const std::string& path, const std::string& what) {
   if (::stat(path.c_str(), &st) != 0) throw Error("cannot open " + what + " " + path + ": " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) not_regular(path, what, st.st_mode);
 }
+
+MemoryFile::MemoryFile(std::string_view bytes, const std::string& what) {
+  fd_ = ::memfd_create(what.c_str(), MFD_CLOEXEC);
+  if (fd_ < 0) throw Error("cannot create an in-memory file for " + what + ": " + std::strerror(errno));
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd_);
+      throw Error("cannot write " + what + " to memory: " + std::strerror(err));
+    }
+    done += size_t(n);
+  }
+  path_ = "/proc/self/fd/" + std::to_string(fd_);
+}
+
+MemoryFile::~MemoryFile() { ::close(fd_); }
 
 std::string read_regular_file(const std::string& path, const std::string& what) {
   const int fd = open_regular_file(path, what);

@@ -2,6 +2,7 @@
 // mistake is a clear error instead of a process blocked in open() or reading endless bytes.
 #pragma once
 #include <string>
+#include <string_view>
 
 namespace pg {
 
@@ -14,5 +15,21 @@ void check_regular_file(const std::string& path, const std::string& what);
 
 // The whole regular file.
 std::string read_regular_file(const std::string& path, const std::string& what);
+
+// Bytes in an anonymous in-memory file, named /proc/self/fd/N while this object lives: for libraries that
+// only load by path (SentencePiece, the .npz reader) given a file a GGUF carries.
+class MemoryFile {
+ public:
+  // `what` names the contents in errors.
+  MemoryFile(std::string_view bytes, const std::string& what);
+  ~MemoryFile();
+  MemoryFile(const MemoryFile&) = delete;
+  MemoryFile& operator=(const MemoryFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
 
 }  // namespace pg

@@ -52,8 +52,14 @@ QuantizeSummary quantize_checkpoint(const std::string& model_dir, QuantType type
   writer.add_string("paligemma.quantization", quant_type_name(type));
   writer.add_string(kGgufConfigKey, read_regular_file((std::filesystem::path(model_dir) / "config.json").string(), "model config"));
   writer.add_bytes(kGgufTokenizerKey, read_regular_file(checkpoint.tokenizer_path(), "tokenizer"));
+  // The model's own mask decoder, so that the quantized file still segments.
+  const std::filesystem::path vae = std::filesystem::path(model_dir) / "vae.npz";
+  std::error_code ec;
+  const bool carries_vae = std::filesystem::is_regular_file(vae, ec);
+  if (carries_vae) writer.add_bytes(kGgufVaeKey, read_regular_file(vae.string(), "mask decoder"));
 
   QuantizeSummary summary;
+  summary.carries_vae = carries_vae;
   for (const auto& [name, t] : checkpoint.tensors()) {
     const int64_t cols = t.shape.empty() ? 1 : t.shape.back();
     int64_t rows = 1;

@@ -14,6 +14,7 @@ struct QuantizeSummary {
   int64_t kept_tensors = 0;                  // stored in their original precision
   std::vector<std::string> kept_matrices;    // linear weights left unquantized (rows not a multiple of 32)
   uint64_t file_bytes = 0;
+  bool carries_vae = false;                  // the directory's vae.npz went into the file
 };
 
 // Whether the tensor `canonical_name` of `shape` is block-quantized: every 2-D linear weight and the

@@ -38,19 +38,25 @@ SETTINGS = [
     ("image cache", "no cache (--image-cache-mb 0)", ["--image-cache-mb", "0"], {}, False),
     ("image cache", "cache (default 256 MB)", [], {}, False),
     ("threads, idle", "2 threads, OMP_WAIT_POLICY=active", [], {"OMP_WAIT_POLICY": "active"}, False),
-    ("threads, idle", "2 threads, passive wait (default)", [], {}, False),
+    ("threads, idle", "2 threads, passive wait (the default)", [], {}, False),
     ("threads, idle", "1 thread (--threads 1)", ["--threads", "1"], {}, False),
     ("threads, one core busy", "2 threads, OMP_WAIT_POLICY=active", [], {"OMP_WAIT_POLICY": "active"}, True),
-    ("threads, one core busy", "2 threads, passive wait (default)", [], {}, True),
+    ("threads, one core busy", "2 threads, passive wait (the default)", [], {}, True),
     ("threads, one core busy", "1 thread (--threads 1)", ["--threads", "1"], {}, True),
 ]
 
 
 def cpu_model():
+    """The CPU's name, family/model and its widest vector instructions, from /proc/cpuinfo."""
+    info = {}
     for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    flags = info.get("flags", "").split()
+    isa = next((name for flag, name in [("amx_tile", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
+                                         ("avx2", "AVX2")] if flag in flags), "no AVX2")
+    return "%s (family %s, model %s, %s)" % (info.get("model name", "unknown CPU"), info.get("cpu family", "?"),
+                                             info.get("model", "?"), isa)
 
 
 def answers(path):

@@ -1,19 +1,77 @@
 #include "args.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
+
+#include "io/checkpoint.h"
+#include "io/file.h"
+#include "io/gguf.h"
 
 namespace pg::cli {
 
 namespace fs = std::filesystem;
 
-Args::Args(int argc, char** argv, int first, const std::map<std::string, bool>& takes_value) {
+namespace {
+
+const std::map<std::string, std::string> kShortFlags = {
+    {"-m", "--model"}, {"-p", "--prompt"}, {"-n", "--max-tokens"}, {"-t", "--threads"}};
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean --x?)" for the known flag nearest to `given`, when it is near enough to be a typo.
+std::string suggestion(const std::string& given, const std::map<std::string, bool>& takes_value) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(3, given.size() / 3) + 1;
+  for (const auto& [flag, value] : takes_value) {
+    const size_t d = edit_distance(given, flag);
+    if (d < best_distance) best_distance = d, best = flag;
+  }
+  return best.empty() ? "" : " (did you mean " + best + "?)";
+}
+
+// Whether `usage` names `flag` as a whole word ("--image" is not named by "--image-cache-mb").
+bool names_flag(const std::string& usage, const std::string& flag) {
+  for (size_t at = usage.find(flag); at != std::string::npos; at = usage.find(flag, at + 1)) {
+    const char next = at + flag.size() < usage.size() ? usage[at + flag.size()] : ' ';
+    if (!(std::isalnum(static_cast<unsigned char>(next)) || next == '-')) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Args::Args(int argc, char** argv, int first, const std::map<std::string, bool>& takes_value, const char* usage) {
   for (int i = first; i < argc; ++i) {
-    const std::string a = argv[i];
+    const std::string given = argv[i];
+    if (given == "--help" || given == "-h") {
+      for (const auto& [flag, value] : takes_value)
+        if (!names_flag(usage, flag)) throw std::logic_error("the usage text does not name " + flag);
+      throw HelpRequested{usage};
+    }
+  }
+  for (int i = first; i < argc; ++i) {
+    std::string a = argv[i];
+    if (auto s = kShortFlags.find(a); s != kShortFlags.end() && takes_value.count(s->second)) a = s->second;
     auto it = takes_value.find(a);
-    if (it == takes_value.end()) throw UsageError("unknown option " + a);
+    if (it == takes_value.end()) throw UsageError("unknown option " + a + suggestion(a, takes_value));
     if (it->second) {
       if (i + 1 >= argc) throw UsageError("option " + a + " needs a value");
       values_[a].push_back(argv[++i]);
@@ -73,8 +131,17 @@ std::string model_dir_from(const Args& args) { return args.get("--model", defaul
 
 std::string vae_path_from(const Args& args, const std::string& model_dir) {
   if (args.has("--vae")) return args.get("--vae");
-  const fs::path bundled = fs::path(model_dir) / "vae.npz";
   std::error_code ec;
+  if (fs::is_regular_file(model_dir, ec)) {
+    // A quantized file carries its model's vae.npz; the .npz reader takes it from an in-memory file that
+    // lives as long as the process.
+    const GgufFile gguf(model_dir);
+    if (!gguf.has(kGgufVaeKey)) return "";
+    static std::unique_ptr<MemoryFile> vae;
+    vae = std::make_unique<MemoryFile>(gguf.bytes(kGgufVaeKey), "vae.npz");
+    return vae->path();
+  }
+  const fs::path bundled = fs::path(model_dir) / "vae.npz";
   return fs::is_regular_file(bundled, ec) ? bundled.string() : "";
 }
 

@@ -13,11 +13,19 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// `--help` / `-h` was given: main() prints `usage` on stdout and exits 0.
+struct HelpRequested {
+  std::string usage;
+};
+
 // Flags of one subcommand: "--name value" options and "--name" switches.
 class Args {
  public:
-  // takes_value: every accepted flag, mapped to whether it takes a value. Unknown flags are usage errors.
-  Args(int argc, char** argv, int first, const std::map<std::string, bool>& takes_value);
+  // takes_value: every accepted flag, mapped to whether it takes a value. The short aliases -m, -p, -n and -t
+  // stand for --model, --prompt, --max-tokens and --threads where the command has them. An unknown flag is a
+  // usage error that suggests the closest known one. `--help` or `-h` anywhere throws HelpRequested with
+  // `usage`, after checking that `usage` names every accepted flag (a std::logic_error if not).
+  Args(int argc, char** argv, int first, const std::map<std::string, bool>& takes_value, const char* usage);
 
   bool has(const std::string& name) const { return values_.count(name) > 0; }
   const std::vector<std::string>& all(const std::string& name) const;

@@ -225,7 +225,8 @@ int run_batch(int argc, char** argv) {
                    {"--f32-activations", false},
                    {"--no-mmap", false},
                    {"--max-line-bytes", true},
-                   {"--image-cache-mb", true}});
+                   {"--image-cache-mb", true}},
+                  kBatchUsage);
   if (!args.has("--input")) throw UsageError("batch needs --input REQUESTS.jsonl");
   if (!args.has("--output")) throw UsageError("batch needs --output RESULTS.jsonl");
   const std::string input = args.get("--input"), output = args.get("--output");

@@ -88,7 +88,8 @@ int run_generate(int argc, char** argv) {
                    {"--overlay", true},
                    {"--beams", true}, {"--length-penalty", true}, {"--temperature", true}, {"--top-k", true},
                    {"--top-p", true}, {"--seed", true}, {"--stop", true}, {"--video", true}, {"--frames", true},
-                   {"--lazy-load", false}, {"--no-mmap", false}, {"--warmup", true}, {"--repeat", true}});
+                   {"--lazy-load", false}, {"--no-mmap", false}, {"--warmup", true}, {"--repeat", true}},
+                  kGenerateUsage);
   if (args.all("--image").empty() && !args.has("--video"))
     throw UsageError("generate needs at least one --image FILE (or --video FILE)");
   if (args.has("--video") && !args.all("--image").empty()) throw UsageError("use either --image or --video, not both");

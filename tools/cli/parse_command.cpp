@@ -53,7 +53,8 @@ int run_parse(int argc, char** argv) {
                    {"--overlay-image", true},
                    {"--overlay", true},
                    {"--mask-png", true},
-                   {"--json", false}});
+                   {"--json", false}},
+                  kParseUsage);
   if (!args.has("--text"))
     throw UsageError("parse needs --text TEXT (the model's output, <loc>/<seg> pieces included)");
   if (args.has("--overlay") != args.has("--overlay-image"))

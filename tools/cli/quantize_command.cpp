@@ -10,8 +10,8 @@
 namespace pg::cli {
 
 int run_quantize(int argc, char** argv) {
-  const Args args(argc, argv, 2, {{"--model", true}, {"--type", true}, {"--output", true}, {"--threads", true}});
-  if (!args.has("--model")) throw UsageError("quantize needs --model DIR (a hub checkpoint directory)");
+  const Args args(argc, argv, 2, {{"--model", true}, {"--type", true}, {"--output", true}, {"--threads", true}},
+                  kQuantizeUsage);
   if (!args.has("--type")) throw UsageError("quantize needs --type q8_0 or q4_0");
   if (!args.has("--output")) throw UsageError("quantize needs --output FILE.gguf");
   const std::string type_name = args.get("--type");
@@ -19,14 +19,14 @@ int run_quantize(int argc, char** argv) {
     throw UsageError("unknown --type \"" + type_name + "\" (use q8_0 or q4_0)");
   if (args.has("--threads")) omp_set_num_threads(int(args.get_int("--threads", 0, 1, 1024)));
   const QuantizeSummary s =
-      quantize_checkpoint(args.get("--model"), parse_quant_type(type_name), args.get("--output"));
+      quantize_checkpoint(model_dir_from(args), parse_quant_type(type_name), args.get("--output"));
   std::cerr << "paligemma: wrote " << args.get("--output") << " (" << s.file_bytes / 1e9 << " GB): "
             << s.quantized_tensors << " tensors " << type_name << ", " << s.kept_tensors
             << " kept in their precision";
   if (!s.kept_matrices.empty())
     std::cerr << " (including " << s.kept_matrices.size()
               << " linear weights whose rows are not whole 32-value blocks, e.g. " << s.kept_matrices.front() << ")";
-  std::cerr << "\n";
+  std::cerr << (s.carries_vae ? "; the model's vae.npz is carried" : "; the model has no vae.npz (no masks)") << "\n";
   return 0;
 }
 

@@ -1,5 +1,6 @@
 // `paligemma serve`: the HTTP server (tools/server/).
 #include <filesystem>
+#include <iostream>
 #include <memory>
 
 #include "../server/server.h"
@@ -14,7 +15,8 @@ int run_serve(int argc, char** argv) {
                   {{"--model", true}, {"--vae", true}, {"--host", true}, {"--port", true}, {"--api-key", true}, {"--threads", true},
                    {"--max-body-mb", true}, {"--max-image-pixels", true}, {"--max-images", true},
                    {"--max-tokens-limit", true}, {"--max-queue", true}, {"--max-batch", true}, {"--no-mmap", false},
-                   {"--image-cache-mb", true}, {"--quiet", false}});
+                   {"--image-cache-mb", true}, {"--quiet", false}},
+                  kServeUsage);
   server::Options o;
   o.host = args.get("--host", o.host);
   o.port = int(args.get_int("--port", o.port, 0, 65535));
@@ -26,6 +28,10 @@ int run_serve(int argc, char** argv) {
   o.limits.max_tokens = args.get_int("--max-tokens-limit", o.limits.max_tokens, 1, 8192);
   o.limits.max_queue = size_t(args.get_int("--max-queue", int64_t(o.limits.max_queue), 0, 100000));
   o.limits.max_batch = size_t(args.get_int("--max-batch", int64_t(o.limits.max_batch), 1, 256));
+  if (const std::string why = server::bind_problem(o.host, o.port); !why.empty()) {
+    std::cerr << "paligemma: cannot listen on " << o.host << ":" << o.port << ": " << why << "\n";
+    return 1;
+  }
   const std::string dir = model_dir_from(args), vae_path = vae_path_from(args, dir);
   o.model_name = std::filesystem::path(dir).filename().string();
   LoadOptions lo;

@@ -418,8 +418,9 @@ json models_json(const Engine& engine, const std::string& name) {
 pthread_t stop_signal_waiter;
 void forward_stop_signal(int sig) { pthread_kill(stop_signal_waiter, sig); }
 
-// Why the server could not bind, found by binding once more as it does (cpp-httplib only says it failed).
-std::string bind_failure(const std::string& host, int port) {
+}  // namespace
+
+std::string bind_problem(const std::string& host, int port) {
   addrinfo hints = {};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -432,6 +433,7 @@ std::string bind_failure(const std::string& host, int port) {
   if (fd < 0) {
     error = errno;
   } else {
+    // The options serve() binds with: SO_REUSEADDR alone, with which Linux refuses a port that is listened on.
     const int yes = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     if (::bind(fd, found->ai_addr, found->ai_addrlen) != 0) error = errno;
@@ -440,10 +442,8 @@ std::string bind_failure(const std::string& host, int port) {
   freeaddrinfo(found);
   if (error == EADDRINUSE) return "port " + std::to_string(port) + " is in use";
   if (error == EADDRNOTAVAIL) return "not an address of this machine";
-  return error ? std::strerror(error) : "the address cannot be listened on";
+  return error ? std::strerror(error) : "";
 }
-
-}  // namespace
 
 int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& options) {
   // SIGINT/SIGTERM are taken by one thread (sigwait) that stops the server; other threads never see them.
@@ -563,8 +563,9 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
     listener = sock;
   });
   if (!http.bind_to_port(options.host, options.port)) {
+    const std::string why = bind_problem(options.host, options.port);
     std::cerr << "paligemma: cannot listen on " << options.host << ":" << options.port << ": "
-              << bind_failure(options.host, options.port) << "\n";
+              << (why.empty() ? "the address cannot be listened on" : why) << "\n";
     return 1;
   }
   // Debian's libcpp-httplib 0.11 listens with a backlog of 5: when clients connect faster than the accept

@@ -32,6 +32,10 @@ struct Options {
   Limits limits;
 };
 
+// Why host:port cannot be listened on ("port 8080 is in use", ...), or empty when it can. `serve` asks
+// before loading the model, so that a busy port fails at once rather than after the load.
+std::string bind_problem(const std::string& host, int port);
+
 // Serves until SIGINT or SIGTERM; returns the process exit code. Prints on stderr the listening address, a
 // line per request unless options.quiet, and the number of requests served when it stops.
 // mask_decoder (optional, the VQ-VAE of --vae) turns segmentation output into masks.
