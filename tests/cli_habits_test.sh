@@ -54,7 +54,7 @@ check "typo: the closest flag suggested, exit 2" \
 run batch --inputt x.jsonl
 check "typo in batch: --input suggested" grep -q "(did you mean --input?)" "$TMP/err"
 run generate --image "$IMAGE" --prompt "caption en" --zzzzzzzzzz
-check "no suggestion for a flag like no other" grep -qx "paligemma: unknown option --zzzzzzzzzz (see paligemma --help)" "$TMP/err"
+check "no suggestion for a flag like no other" grep -qx "paligemma: unknown option --zzzzzzzzzz (see paligemma generate --help)" "$TMP/err"
 
 # quantize without --model takes the embedded model, and carries its vae.npz: the GGUF segments alone.
 (cd "$TMP" && "$BIN" quantize --type q8_0 --output embedded.gguf) 2>"$TMP/err"

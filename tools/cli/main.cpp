@@ -81,7 +81,9 @@ int main(int argc, char** argv) {
     std::cout << help.usage;
     return 0;
   } catch (const UsageError& e) {
-    std::cerr << "paligemma: " << e.what() << " (see paligemma --help)\n";
+    const bool known = argc >= 2 && commands.count(argv[1]);
+    std::cerr << "paligemma: " << e.what() << " (see paligemma " << (known ? std::string(argv[1]) + " " : "")
+              << "--help)\n";
     return 2;
   } catch (const pg::Error& e) {
     std::cerr << "paligemma: " << e.what() << "\n";
