@@ -46,7 +46,7 @@ struct GenerateRequest {
   bool ignore_eos = false;        // generate exactly max_tokens tokens
   bool keep_logits = false;       // return the logits of every step
 
-  // Decoding; the defaults are greedy. README.md "Decoding, video and batch" describes each choice.
+  // Decoding; the defaults are greedy. docs/cli.md "Decoding, video and batch" describes each choice.
   int beams = 1;                  // > 1: beam search as transformers' generate(num_beams=beams)
   double length_penalty = 1.0;    // beam search: finished hypotheses score sum(log-probs) / length^length_penalty
   bool sample = false;            // draw tokens instead of taking the argmax (not with beams > 1)

@@ -117,7 +117,7 @@ def main():
     image_tokens = config.get("text_config", {}).get("num_image_tokens") or \
         (config["vision_config"]["image_size"] // config["vision_config"]["patch_size"]) ** 2
     image_token_id = config.get("image_token_id", config.get("image_token_index"))
-    # the engine's prompt layout (README "Command line"): image tokens, <bos>, prompt, "\n"
+    # the engine's prompt layout (docs/cli.md "generate"): image tokens, <bos>, prompt, "\n"
     ids = [image_token_id] * image_tokens + [sp.bos_id()] + sp.encode(args.prompt + "\n")
     input_ids = torch.tensor([ids], dtype=torch.long)
 

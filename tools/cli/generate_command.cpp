@@ -139,7 +139,7 @@ int run_generate(int argc, char** argv) {
     for (const auto& row : r.logits) flat.insert(flat.end(), row.begin(), row.end());
     write_npy_f32(logits_path, flat.data(), {int64_t(r.logits.size()), vocab});
   }
-  // Boxes and masks of detection / segmentation output, on the first image (README "Tasks, boxes and masks").
+  // Boxes and masks of detection / segmentation output, on the first image (docs/cli.md "Tasks, boxes and masks").
   const DecodedObjects objects = decode_objects(r.text, req.images[0].width, req.images[0].height, vae.get());
   if (args.has("--overlay")) {
     const std::string warning = write_overlay_png(args.get("--overlay"), req.images[0], objects);

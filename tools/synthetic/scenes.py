@@ -10,7 +10,7 @@ Write a scene set for other tools (format: tools/synthetic/README.md):
 
 Loc tokens encode ymin, xmin, ymax, xmax of a box on the squashed square input as
   bin = clamp(round(coord / side * 1024), 0, 1023)      (y with the height, x with the width)
-the inverse of the engine's decoding pixel = round(bin / 1024 * side) (README "Tasks, boxes and masks"); for these
+the inverse of the engine's decoding pixel = round(bin / 1024 * side) (docs/cli.md "Tasks, boxes and masks"); for these
 canvas sizes (side <= 320) decoding gives back the exact integer box.
 Seg tokens are the 16 codes of the shape's mask: the mask cropped to its box, resized to 64x64 with Pillow's
 bilinear filter on a float image (antialiased when shrinking, big_vision's refcoco_mask2str), mapped to [-1, 1]
