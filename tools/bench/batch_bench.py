@@ -103,7 +103,7 @@ with tempfile.TemporaryDirectory() as work:
                 sys.exit("batch_bench.py: %s gave other answers than %s" % (name, SETTINGS[0][1]))
             print("round %d: %-24s %-36s %.2f s" % (r + 1, group, name, seconds), file=sys.stderr)
 
-lines = ["`paligemma batch`, embedded model, %d requests (%d scenes x 13 questions), medians of %d rounds; "
+lines = ["`paligemma batch`, embedded model, %d requests (%d scenes, about 13 questions each), medians of %d rounds; "
          "%s, %d cores; %s." % (n_requests, args.scenes, args.rounds, cpu_model(), os.cpu_count(),
                                 datetime.date.today().isoformat()),
          "", "| setting | | wall time | ratio |", "|---|---|---|---|"]
