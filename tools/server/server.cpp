@@ -294,6 +294,29 @@ json chat_choice(const json& delta, const json& finish_reason) {
 // Sends the answer of a queued request: one JSON object, or server-sent events when streaming. The body
 // is produced while the request runs, so that a client that goes away is noticed (a failed write) and
 // its generation cancelled; a non-streaming answer sends JSON whitespace while waiting to find out.
+//
+// A content provider runs after the handler has returned, outside cpp-httplib's exception handling, where an
+// exception would end the process: `provider_guard` turns one into an error in the answer's own format (the
+// JSON body may follow the whitespace already sent) and ends the answer.
+template <typename Provider>
+auto provider_guard(Provider provider, bool event_stream) {
+  return [provider, event_stream](size_t offset, httplib::DataSink& sink) {
+    std::string message;
+    try {
+      return provider(offset, sink);
+    } catch (const std::exception& e) {
+      message = e.what();
+    } catch (...) {
+      message = "an unknown failure";
+    }
+    const std::string error = dump({{"error", {{"code", "internal_error"}, {"message", message}}}});
+    const std::string text = event_stream ? "event: error\ndata: " + error + "\n\n" : error + "\n";
+    sink.write(text.data(), text.size());
+    sink.done();
+    return true;
+  };
+}
+
 void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Response& res, Api api, const Ask& ask,
              size_t prompt_tokens) {
   const bool stream = ask.stream;
@@ -305,7 +328,7 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
   const Engine& engine = service.engine();
   Service* svc = &service;
   if (!stream) {
-    res.set_chunked_content_provider("application/json", [=](size_t, httplib::DataSink& sink) {
+    res.set_chunked_content_provider("application/json", provider_guard([=](size_t, httplib::DataSink& sink) {
       for (;;) {
         wait_for_progress(*channel, SIZE_MAX, std::chrono::milliseconds(2000));
         std::lock_guard<std::mutex> lock(channel->mutex);
@@ -327,11 +350,11 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
       sink.write(text.data(), text.size());
       sink.done();
       return true;
-    });
+    }, false));
     return;
   }
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider("text/event-stream", [=, &engine](size_t, httplib::DataSink& sink) {
+  res.set_chunked_content_provider("text/event-stream", provider_guard([=, &engine](size_t, httplib::DataSink& sink) {
     auto send = [&](const std::string& event) {
       if (sink.write(event.data(), event.size())) return true;
       channel->cancelled = true;
@@ -395,7 +418,7 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
       sink.done();
       return true;
     }
-  });
+  }, true));
 }
 
 json models_json(const Engine& engine, const std::string& name) {
