@@ -436,7 +436,10 @@ def main():
         bad = [r for r in results if not r[0]]
         check("load: every answer right", len(results) == 384 and not bad, (len(results), bad[:5]))
         check("load: process alive", srv.proc.poll() is None)
-        check("load: memory flat", rss_second <= rss_first * 1.10 + 8192, (rss_first, rss_second))
+        # Under AddressSanitizer freed memory waits in its quarantine (up to 256 MB), so the resident size says
+        # nothing about leaks there (LeakSanitizer checks those); the normal build checks it.
+        asan = "libasan" in subprocess.run(["ldd", BIN], capture_output=True, text=True).stdout
+        check("load: memory flat", asan or rss_second <= rss_first * 1.10 + 8192, (rss_first, rss_second))
         check("health after load", srv.request("GET", "/health")[0] == 200)
     finally:
         code = srv.stop()
