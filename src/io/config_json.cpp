@@ -52,10 +52,6 @@ float get_real(const json& j, const char* key, float fallback, Sign sign, const 
   return float(v);
 }
 
-void require_positive(int64_t v, const char* what, const std::string& where) {
-  if (v <= 0) throw Error(where + ": " + what + " must be positive, got " + std::to_string(v));
-}
-
 // Token ids the config names (eos_token_id may be one id or a list) must be rows of the vocabulary.
 void check_token_ids(const json& j, const std::string& scope, int64_t vocab, const std::string& where) {
   for (const char* key : {"eos_token_id", "bos_token_id", "pad_token_id"}) {
@@ -91,11 +87,6 @@ VisionConfig parse_vision(const json* j, const std::string& where) {
     throw Error(where + ": vision hidden_act \"" + act + "\" is not supported (PaliGemma uses gelu_pytorch_tanh)");
   if (get_or<bool>(*j, "vision_use_head", false, where))
     throw Error(where + ": vision_use_head=true is not a PaliGemma vision tower");
-  require_positive(v.hidden, "vision hidden_size", where);
-  require_positive(v.layers, "vision num_hidden_layers", where);
-  require_positive(v.heads, "vision num_attention_heads", where);
-  require_positive(v.patch_size, "vision patch_size", where);
-  if (v.channels != 3) throw Error(where + ": vision num_channels must be 3");
   if (v.hidden % v.heads != 0) throw Error(where + ": vision hidden_size is not divisible by num_attention_heads");
   if (v.image_size <= 0 || v.image_size % v.patch_size != 0)
     throw Error(where + ": vision image_size " + std::to_string(v.image_size) + " is not a multiple of patch_size " +
@@ -152,12 +143,6 @@ TextConfig parse_text(const json* j, int64_t top_vocab, const std::string& where
                                               get_or<std::string>(*j, "hidden_act", "gelu_pytorch_tanh", where), where);
   if (act != "gelu_pytorch_tanh" && act != "gelu" && act != "gelu_new")
     throw Error(where + ": text hidden activation \"" + act + "\" is not supported (Gemma uses gelu_pytorch_tanh)");
-  require_positive(t.vocab, "text vocab_size", where);
-  require_positive(t.hidden, "text hidden_size", where);
-  require_positive(t.layers, "text num_hidden_layers", where);
-  require_positive(t.heads, "text num_attention_heads", where);
-  require_positive(t.kv_heads, "text num_key_value_heads", where);
-  require_positive(t.head_dim, "text head_dim", where);
   if (t.head_dim % 2) throw Error(where + ": text head_dim must be even for rotary embeddings");
   if (t.heads % t.kv_heads) throw Error(where + ": num_attention_heads must be a multiple of num_key_value_heads");
   t.sliding_layers.assign(size_t(t.layers), false);

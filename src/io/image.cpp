@@ -19,8 +19,6 @@
 //   * EXIF orientation is not applied.
 #include "paligemma/image.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <array>
 #include <cerrno>
