@@ -13,7 +13,7 @@
 
 #include "generate/generator.h"
 #include "generate/sampling.h"
-#include "io/checkpoint.h"
+#include "loader/checkpoint.h"
 #include "model/paligemma.h"
 #include "paligemma/engine.h"
 #include "test_util.h"
@@ -295,12 +295,12 @@ TEST_F(EngineDecoding, StopStringEndsTheTextBeforeIt) {
   const GenerateResult r = engine->generate(req);
   EXPECT_EQ(r.tokens, std::vector<int32_t>(greedy.begin(), greedy.begin() + long(ends_at)));
   EXPECT_EQ(r.text, prefix_text[ends_at].substr(0, prefix_text[ends_at].find(stop)));
-  EXPECT_EQ(r.finish_reason, "stop");
+  EXPECT_EQ(r.finish_reason, FinishReason::Stop);
 
   req.stop = {"a string that never appears"};
   const GenerateResult full = engine->generate(req);
   EXPECT_EQ(full.tokens, greedy);
-  EXPECT_EQ(full.finish_reason, "max_tokens");
+  EXPECT_EQ(full.finish_reason, FinishReason::MaxTokens);
 }
 
 TEST_F(EngineDecoding, StopStringInBeamSearch) {
@@ -312,7 +312,7 @@ TEST_F(EngineDecoding, StopStringInBeamSearch) {
   const GenerateResult r = engine->generate(req);
   EXPECT_EQ(r.text.find(req.stop[0]), std::string::npos);
   EXPECT_NE(engine->decode(r.tokens).find(req.stop[0]), std::string::npos) << "ended for another reason";
-  EXPECT_EQ(r.finish_reason, "stop");
+  EXPECT_EQ(r.finish_reason, FinishReason::Stop);
 }
 
 TEST_F(EngineDecoding, WeightsCopiedIntoMemoryGiveTheSameLogits) {

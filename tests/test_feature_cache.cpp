@@ -1,4 +1,4 @@
-// The cache of image features (model/image_feature_cache.h): hits, misses and eviction on hand-made
+// The cache of image features (api/image_feature_cache.h): hits, misses and eviction on hand-made
 // entries, threads sharing it, and the engine's answers with and without it equal bit for bit.
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "model/image_feature_cache.h"
+#include "api/image_feature_cache.h"
 #include "paligemma/engine.h"
 
 namespace pg {

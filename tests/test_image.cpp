@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "io/npy.h"
+#include "formats/npy.h"
 #include "paligemma/error.h"
 #include "test_util.h"
 #include "paligemma/image.h"

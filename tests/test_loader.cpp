@@ -6,9 +6,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "io/checkpoint.h"
-#include "io/config_json.h"
-#include "io/safetensors.h"
+#include "loader/checkpoint.h"
+#include "loader/config_json.h"
+#include "formats/safetensors.h"
 #include "model/weights.h"
 #include "paligemma/error.h"
 #include "test_util.h"

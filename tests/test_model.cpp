@@ -6,7 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "io/checkpoint.h"
+#include "loader/checkpoint.h"
 #include "kernels/matmul.h"
 #include "model/paligemma.h"
 #include "paligemma/error.h"

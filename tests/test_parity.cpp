@@ -12,8 +12,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "io/checkpoint.h"
-#include "io/npy.h"
+#include "loader/checkpoint.h"
+#include "formats/npy.h"
 #include "model/paligemma.h"
 #include "paligemma/engine.h"
 

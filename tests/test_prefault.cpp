@@ -1,4 +1,4 @@
-// Pre-faulting memory-mapped weights at load, and weights copied into memory instead (src/io/mapped_file.cpp).
+// Pre-faulting memory-mapped weights at load, and weights copied into memory instead (src/core/mapped_file.cpp).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "io/mapped_file.h"
+#include "core/mapped_file.h"
 #include "paligemma/error.h"
 #include "test_util.h"
 

@@ -15,14 +15,15 @@
 #include <tuple>
 #include <vector>
 
-#include "io/checkpoint.h"
-#include "io/gguf.h"
-#include "io/tokenizer.h"
+#include "loader/checkpoint.h"
+#include "formats/gguf.h"
+#include "tokenizer/tokenizer.h"
 #include "kernels/cpu_features.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "model/paligemma.h"
-#include "model/quantize.h"
+#include "convert/quantize.h"
+#include "eval/agreement.h"
 #include "paligemma/error.h"
 #include "test_util.h"
 #include "paligemma/image.h"

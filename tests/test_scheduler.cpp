@@ -4,10 +4,10 @@
 #include <filesystem>
 #include <future>
 
-#include "io/checkpoint.h"
-#include "io/tokenizer.h"
+#include "loader/checkpoint.h"
+#include "tokenizer/tokenizer.h"
 #include "paligemma/engine.h"
-#include "serving/scheduler.h"
+#include "generate/scheduler.h"
 #include "tasks/prompt.h"
 
 namespace pg {

@@ -10,10 +10,11 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
-#include "io/npy.h"
-#include "io/npz.h"
+#include "formats/npy.h"
+#include "formats/npz.h"
 #include "paligemma/error.h"
 #include "test_util.h"
+#include "loader/mask_decoder_file.h"
 #include "tasks/segmentation.h"
 
 namespace pg {
@@ -28,7 +29,7 @@ nlohmann::json cases() {
 }
 
 const MaskDecoder& decoder() {
-  static const MaskDecoder d((kDir / "vae_small.npz").string());
+  static const MaskDecoder d = load_mask_decoder((kDir / "vae_small.npz").string());
   return d;
 }
 
@@ -84,7 +85,7 @@ TEST(Npz, CorruptFilesFailWithTheFileName) {
   });
   EXPECT_TRUE(e.find("CRC") != std::string::npos || e.find("decompress") != std::string::npos) << e;
 
-  EXPECT_NE(error_of([] { MaskDecoder{(kDir / "stored.npz").string()}; }).find("_vq_vae._embedding"),
+  EXPECT_NE(error_of([] { load_mask_decoder((kDir / "stored.npz").string()); }).find("_vq_vae._embedding"),
             std::string::npos);
 }
 

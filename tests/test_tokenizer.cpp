@@ -6,7 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "io/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "paligemma/error.h"
 #include "tasks/prompt.h"
 #include "test_util.h"

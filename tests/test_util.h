@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu_features.h"
-#include "kernels/dtype.h"
+#include "core/dtype.h"
 #include "kernels/quant.h"
 #include "paligemma/error.h"
 

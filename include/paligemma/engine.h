@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "paligemma/decoding.h"
 #include "paligemma/error.h"
 #include "paligemma/image.h"
 
@@ -39,22 +40,11 @@ struct LoadOptions {
   size_t image_cache_bytes = size_t{256} << 20;
 };
 
-struct GenerateRequest {
+// The decoding options (DecodingOptions) are the request's own fields: request.max_tokens, request.beams, ...
+struct GenerateRequest : DecodingOptions {
   std::vector<ImageRGB8> images;  // one or more (image-major, like NLVR2 pairs or video frames)
   std::string prompt;             // e.g. "caption en", "detect cat ; dog"
-  int64_t max_tokens = 64;
-  bool ignore_eos = false;        // generate exactly max_tokens tokens
   bool keep_logits = false;       // return the logits of every step
-
-  // Decoding; the defaults are greedy. docs/cli.md "Decoding, video and batch" describes each choice.
-  int beams = 1;                  // > 1: beam search as transformers' generate(num_beams=beams)
-  double length_penalty = 1.0;    // beam search: finished hypotheses score sum(log-probs) / length^length_penalty
-  bool sample = false;            // draw tokens instead of taking the argmax (not with beams > 1)
-  double temperature = 1.0;       // sampling: logits / temperature, then top-k, then top-p; 0 means greedy
-  int64_t top_k = 0;              // sampling: keep the k largest logits (0: all)
-  double top_p = 1.0;             // sampling: keep the smallest most-probable set whose mass is >= top_p
-  uint64_t seed = 0;              // sampling: seed of the std::mt19937_64; the same seed gives the same tokens
-  std::vector<std::string> stop;  // end once the text contains one of these; `text` is cut before it
 };
 
 struct Timings {
@@ -73,8 +63,7 @@ struct GenerateResult {
   std::vector<int32_t> tokens;              // generated, with the final <eos> if produced
   std::string text;                         // generated text without special tokens
   std::vector<std::vector<float>> logits;   // [tokens][vocab] when keep_logits
-  std::string finish_reason;                // "eos", "max_tokens", "stop" (a stop string) or "length" (the
-                                            // model's positions ran out before max_tokens)
+  FinishReason finish_reason = FinishReason::MaxTokens;
   float score = 0;                          // beam search: transformers' sequences_scores; otherwise 0
   Timings timings;
 };

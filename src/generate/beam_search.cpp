@@ -116,7 +116,7 @@ Generation beam_search(const PaliGemmaModel& model, const std::vector<float>& pr
         reason = FinishReason::Eos;
       } else if (options.stop_check && options.stop_check(tokens_of(node.get()))) {
         ends = true;
-        reason = FinishReason::StopCheck;
+        reason = FinishReason::Stop;
       }
       if (ends) {
         if (i < K) finished.push_back({node, c.score / length_norm(length), reason});

@@ -37,7 +37,7 @@ Generation generate_tokens(const PaliGemmaModel& model, const std::vector<float>
       break;
     }
     if (options.stop_check && options.stop_check(g.tokens)) {
-      g.finish = FinishReason::StopCheck;
+      g.finish = FinishReason::Stop;
       break;
     }
     if (step + 1 == options.max_tokens) break;

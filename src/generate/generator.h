@@ -8,10 +8,9 @@
 
 #include "generate/sampling.h"
 #include "model/paligemma.h"
+#include "paligemma/decoding.h"
 
 namespace pg {
-
-enum class FinishReason { Eos, MaxTokens, StopCheck };
 
 struct DecodeOptions {
   int64_t max_tokens = 64;

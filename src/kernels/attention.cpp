@@ -3,6 +3,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/ops.h"
+
 namespace pg {
 
 void attention_reference(const float* q, int64_t T, int64_t q_start, const float* k, const float* v, int64_t n_keys,

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "kernels/attention.h"
-#include "kernels/dtype.h"
+#include "core/tensor.h"
 #include "kernels/matmul.h"
 
 namespace pg {

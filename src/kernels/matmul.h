@@ -2,7 +2,7 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/dtype.h"
+#include "core/tensor.h"
 
 namespace pg {
 

@@ -4,9 +4,19 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/dtype.h"
+#include "core/dtype.h"
 
 namespace pg {
+
+// Rounds n float32 values to what `t` can represent (no-op for F32): mirrors a reference that keeps its
+// activations in bf16/f16. Vectorized and dispatched by instruction set (cpu_features.h).
+void round_inplace(float* x, size_t n, DType t);
+
+// Plain reference twin of round_inplace (and the scalar level).
+inline void round_inplace_reference(float* x, size_t n, DType t) {
+  if (t == DType::F32) return;
+  for (size_t i = 0; i < n; ++i) x[i] = round_to_dtype(x[i], t);
+}
 
 // y = x * rsqrt(mean(x^2) + eps) * (scale_offset + w), per row of length dim. In-place allowed.
 // Gemma stores its RMSNorm weights zero-centred and uses scale_offset = 1.

@@ -175,12 +175,6 @@ void quant_gemv_avx2(const float* x, int64_t M, const QuantMatrix& W, const floa
 
 }  // namespace
 
-QuantType parse_quant_type(const std::string& name) {
-  if (name == "q8_0") return QuantType::Q8_0;
-  if (name == "q4_0") return QuantType::Q4_0;
-  throw Error("unknown quantization type \"" + name + "\" (use q8_0 or q4_0)");
-}
-
 void quantize_row(const float* x, int64_t n, QuantType t, void* dst) {
   uint8_t* out = static_cast<uint8_t*>(dst);
   const size_t block_bytes = quant_block_bytes(t);

@@ -9,29 +9,9 @@
 #include <cstdint>
 #include <string>
 
-#include "kernels/dtype.h"
+#include "core/tensor.h"
 
 namespace pg {
-
-enum class QuantType { Q8_0, Q4_0 };
-
-constexpr int64_t kQuantBlock = 32;
-
-inline size_t quant_block_bytes(QuantType t) { return t == QuantType::Q8_0 ? 34 : 18; }
-inline const char* quant_type_name(QuantType t) { return t == QuantType::Q8_0 ? "q8_0" : "q4_0"; }
-// "q8_0" / "q4_0"; throws pg::Error naming the accepted types for anything else.
-QuantType parse_quant_type(const std::string& name);
-
-// A read-only row-major quantized matrix [rows, cols], e.g. memory-mapped from a quantized file.
-struct QuantMatrix {
-  const void* data = nullptr;
-  QuantType type = QuantType::Q8_0;
-  int64_t rows = 0;
-  int64_t cols = 0;  // a multiple of kQuantBlock
-
-  size_t row_bytes() const { return size_t(cols / kQuantBlock) * quant_block_bytes(type); }
-  const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + size_t(r) * row_bytes(); }
-};
 
 // Quantizes n values (a multiple of kQuantBlock) into n / 32 blocks at dst, rounding as ggml's
 // quantize_row_q8_0_ref / quantize_row_q4_0_ref do (ggml-quants.c): Q8_0 d = max|x| / 127,

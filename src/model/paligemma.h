@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "kernels/ops.h"
 #include "model/weights.h"
 
 namespace pg {

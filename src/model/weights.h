@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/dtype.h"
-#include "kernels/quant.h"
+#include "core/tensor.h"
+#include "core/tensor.h"
 #include "model/config.h"
 
 namespace pg {
@@ -46,14 +46,6 @@ struct ModelWeights {
   DType compute_dtype = DType::F32;  // the checkpoint's dtype for activations (mirrors reference casts)
 };
 
-// What a checkpoint reader hands the model: a tensor by canonical (hub legacy) name, or nullptr.
-struct StoredTensor {
-  DType dtype;
-  std::vector<int64_t> shape;
-  const void* data;
-  std::optional<QuantType> quant = std::nullopt;  // set: block-quantized ([rows, cols]), dtype unused
-};
-using TensorLookup = std::function<const StoredTensor*(const std::string& canonical_name)>;
 
 // Collects and shape-checks every tensor the config implies. Throws pg::Error naming a missing or
 // mis-shaped tensor (expected vs got).

@@ -7,11 +7,11 @@
 #include <string_view>
 #include <vector>
 
+#include "model/mask_decoder.h"
+
 namespace pg {
 
 constexpr int kLocBins = 1024;         // <loc0000> ... <loc1023>
-constexpr int kSegCodebookSize = 128;  // <seg000> ... <seg127>
-constexpr int kSegCodesPerObject = 16;
 
 // A box in pixels: columns x0 <= x < x1, rows y0 <= y < y1 (end exclusive, like a PIL box and numpy
 // slices) — as the model emitted it, so x1 < x0 or y1 < y0 can happen for an invalid object.

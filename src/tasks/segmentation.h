@@ -11,44 +11,10 @@
 #include <vector>
 
 #include "paligemma/image.h"
+#include "model/mask_decoder.h"
 #include "tasks/detection.h"
 
 namespace pg {
-
-class NpzFile;
-
-constexpr int kMaskMapSize = 64;
-
-// The decoder half of the mask VQ-VAE, loaded from vae-oid.npz (PyTorch state_dict names and layouts):
-// codebook `_vq_vae._embedding` [128, D]; `decoder.0` 1x1 conv D->C + ReLU; two residual blocks
-// `decoder.{2,3}.net.{0,2,4}` (3x3 conv + ReLU, 3x3 conv + ReLU, 1x1 conv, plus the block input);
-// `decoder.{4,6,8,10}` ConvTranspose2d(kernel 4, stride 2, padding 1) + ReLU, weights [in, out, 4, 4];
-// `decoder.12` 1x1 conv -> 1 channel. All widths are read from the array shapes (the released file has
-// D = 512, C = 128 and 128/64/32/16 upsampling channels); encoder arrays are ignored.
-class MaskDecoder {
- public:
-  // Throws pg::Error naming the file and array for a missing array or a shape that does not fit.
-  explicit MaskDecoder(const std::string& npz_path);
-
-  // 16 codes in [0, 127] (a 4x4 grid, row-major) -> 64x64 map, row-major, float32. Nominally in [-1, 1];
-  // a pixel is inside the mask where the value is > 0. Throws pg::Error for a wrong count or a code out of range.
-  std::vector<float> decode(const std::vector<int>& codes) const;
-
- private:
-  struct Conv {
-    int in = 0, out = 0, kernel = 0;
-    std::vector<float> weight;  // PyTorch layout: Conv2d [out, in, k, k]; ConvTranspose2d [in, out, k, k]
-    std::vector<float> bias;    // [out]
-  };
-  static Conv load_conv(const NpzFile& npz, const std::string& name, int in, int out, int kernel, bool transposed);
-
-  int codebook_dim_ = 0;
-  std::vector<float> codebook_;  // [128, D]
-  Conv input_;
-  std::array<std::array<Conv, 3>, 2> residual_;
-  std::array<Conv, 4> upsample_;
-  Conv output_;
-};
 
 // PIL's Image.fromarray(map, mode="F").resize((out_width, out_height), Image.BILINEAR), bit-exact with
 // Pillow 13: separable triangle filter whose support widens by the downscale factor (antialiasing), double

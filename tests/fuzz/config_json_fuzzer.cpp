@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string>
 
-#include "io/config_json.h"
+#include "loader/config_json.h"
 #include "paligemma/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

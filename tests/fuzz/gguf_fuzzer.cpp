@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "io/gguf.h"
+#include "formats/gguf.h"
 #include "paligemma/error.h"
 #include "scratch_file.h"
 
@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& path = file.write(data, size);
   try {
     const pg::GgufFile gguf(path);
-    // The keys the checkpoint loader reads (src/io/checkpoint.cpp, src/model/quantize.cpp), each of
+    // The keys the checkpoint loader reads (src/loader/checkpoint.cpp, src/convert/quantize.cpp), each of
     // which may be missing or of another type.
     for (const char* key : {"general.architecture", "paligemma.quantization", "paligemma.config_json"}) {
       try {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "io/npz.h"
+#include "formats/npz.h"
 #include "paligemma/error.h"
 #include "scratch_file.h"
 

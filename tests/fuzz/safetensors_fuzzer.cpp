@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "io/safetensors.h"
+#include "formats/safetensors.h"
 #include "paligemma/error.h"
 #include "scratch_file.h"
 

@@ -1,4 +1,4 @@
-// The readers of safetensors, GGUF and .npz files take a path and memory-map it (io/mapped_file.h), so their
+// The readers of safetensors, GGUF and .npz files take a path and memory-map it (core/mapped_file.h), so their
 // fuzz targets write each input to a scratch file first: the real code path, mapping included, with no
 // memory-only entry point added to the library for the fuzzers' sake.
 #pragma once

@@ -15,10 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint.h"
-#include "io/tokenizer.h"
+#include "loader/checkpoint.h"
+#include "tokenizer/tokenizer.h"
 #include "model/paligemma.h"
-#include "model/quantize.h"
+#include "convert/quantize.h"
+#include "eval/agreement.h"
 #include "paligemma/image.h"
 #include "tasks/prompt.h"
 

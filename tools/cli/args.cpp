@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <memory>
 
-#include "io/checkpoint.h"
-#include "io/file.h"
-#include "io/gguf.h"
+#include "loader/checkpoint.h"
+#include "core/file.h"
+#include "formats/gguf.h"
 
 namespace pg::cli {
 

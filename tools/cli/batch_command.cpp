@@ -24,10 +24,11 @@
 #include "args.h"
 #include "batch_request.h"
 #include "commands.h"
-#include "io/file.h"
-#include "io/video.h"
+#include "core/file.h"
+#include "media/video.h"
 #include "paligemma/engine.h"
 #include "tasks/detection.h"
+#include "loader/mask_decoder_file.h"
 #include "tasks/segmentation.h"
 
 namespace pg::cli {
@@ -73,7 +74,7 @@ ordered_json serve(const Engine& engine, const MaskDecoder* vae, const json& req
   } catch (const std::bad_alloc&) {
     throw RequestError{"generation_error", "out of memory"};
   }
-  ordered_json out{{"text", r.text}, {"tokens", r.tokens}, {"finish_reason", r.finish_reason}};
+  ordered_json out{{"text", r.text}, {"tokens", r.tokens}, {"finish_reason", finish_reason_name(r.finish_reason)}};
   if (req.beams > 1) out["score"] = r.score;
   // Boxes and masks on the first image, as `generate --json` gives them.
   if (has_loc_tokens(r.text))
@@ -254,7 +255,7 @@ int run_batch(int argc, char** argv) {
 
   const std::string model_dir = model_dir_from(args), vae_path = vae_path_from(args, model_dir);
   std::unique_ptr<MaskDecoder> vae;
-  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(vae_path);
+  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(load_mask_decoder(vae_path));
   const auto engine = Engine::load(model_dir, lo);
   const fs::path base_dir = fs::absolute(input).parent_path();
   ResultWriter writer(output);

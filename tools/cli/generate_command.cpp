@@ -11,11 +11,12 @@
 
 #include "args.h"
 #include "commands.h"
-#include "io/npy.h"
-#include "io/video.h"
+#include "formats/npy.h"
+#include "media/video.h"
 #include "kernels/cpu_features.h"
 #include "paligemma/engine.h"
 #include "render/overlay.h"
+#include "loader/mask_decoder_file.h"
 #include "tasks/segmentation.h"
 
 namespace pg::cli {
@@ -122,7 +123,7 @@ int run_generate(int argc, char** argv) {
       req.images.push_back(std::move(f.image));
   const std::string model_dir = model_dir_from(args), vae_path = vae_path_from(args, model_dir);
   std::unique_ptr<MaskDecoder> vae;
-  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(vae_path);
+  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(load_mask_decoder(vae_path));
   const auto engine = Engine::load(model_dir, lo);
   for (int64_t i = 0; i < warmup_runs; ++i) engine->generate(req);
   GenerateResult r;
@@ -150,7 +151,7 @@ int run_generate(int argc, char** argv) {
     json out{{"prompt_tokens", r.prompt_tokens},
              {"tokens", r.tokens},
              {"text", r.text},
-             {"finish_reason", r.finish_reason},
+             {"finish_reason", finish_reason_name(r.finish_reason)},
              {"timings", timings_json(median_timings(run_timings), engine->load_seconds())},
              {"isa", active_isa_name()},
              {"threads", omp_get_max_threads()},

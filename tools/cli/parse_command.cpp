@@ -10,6 +10,7 @@
 #include "paligemma/image.h"
 #include "render/overlay.h"
 #include "render/png_writer.h"
+#include "loader/mask_decoder_file.h"
 #include "tasks/segmentation.h"
 #include "tasks/task_prompt.h"
 
@@ -80,7 +81,7 @@ int run_parse(int argc, char** argv) {
     throw UsageError("parse needs the original image's --width W and --height H (or --overlay-image IN)");
 
   std::unique_ptr<MaskDecoder> decoder;
-  if (!vae_path.empty()) decoder = std::make_unique<MaskDecoder>(vae_path);
+  if (!vae_path.empty()) decoder = std::make_unique<MaskDecoder>(load_mask_decoder(vae_path));
   const DecodedObjects decoded = decode_objects(args.get("--text"), int(width), int(height), decoder.get());
 
   if (args.has("--overlay")) {

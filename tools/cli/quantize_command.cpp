@@ -5,7 +5,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "model/quantize.h"
+#include "convert/quantize.h"
 
 namespace pg::cli {
 

@@ -6,6 +6,7 @@
 #include "../server/server.h"
 #include "args.h"
 #include "commands.h"
+#include "loader/mask_decoder_file.h"
 #include "tasks/segmentation.h"
 
 namespace pg::cli {
@@ -39,7 +40,7 @@ int run_serve(int argc, char** argv) {
   lo.copy_weights = args.has("--no-mmap");
   lo.image_cache_bytes = size_t(args.get_int("--image-cache-mb", 256, 0, 1 << 20)) << 20;
   std::unique_ptr<MaskDecoder> vae;
-  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(vae_path);
+  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(load_mask_decoder(vae_path));
   const auto engine = Engine::load(dir, lo);
   return server::serve(*engine, vae.get(), o);
 }

@@ -63,7 +63,7 @@ write("safetensors", "dtypes.safetensors", safetensors({
 }, {"format": "pt"}))
 write("safetensors", "empty_header.safetensors", safetensors({}))
 
-# GGUF as paligemma quantize writes it (src/io/gguf.cpp GgufWriter), every metadata and tensor type.
+# GGUF as paligemma quantize writes it (src/formats/gguf.cpp GgufWriter), every metadata and tensor type.
 def gguf(version, metadata, tensors, alignment=32):
     def string(s):
         s = s.encode() if isinstance(s, str) else s

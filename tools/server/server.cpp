@@ -24,9 +24,9 @@
 #include <utility>
 
 #include "generate/sampling.h"
-#include "io/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "model/paligemma.h"
-#include "serving/scheduler.h"
+#include "generate/scheduler.h"
 #include "tasks/detection.h"
 #include "tasks/segmentation.h"
 

@@ -1,4 +1,4 @@
-#include "serving/scheduler.h"
+#include "generate/scheduler.h"
 
 #include <algorithm>
 #include <chrono>

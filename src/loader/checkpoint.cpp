@@ -1,8 +1,8 @@
-#include "io/checkpoint.h"
+#include "loader/checkpoint.h"
 
 #include <filesystem>
 
-#include "io/config_json.h"
+#include "loader/config_json.h"
 #include "paligemma/error.h"
 
 namespace pg {

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "core/shape.h"
-#include "io/mapped_file.h"
-#include "kernels/dtype.h"
+#include "core/mapped_file.h"
+#include "core/dtype.h"
 
 namespace pg {
 

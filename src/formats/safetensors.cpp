@@ -1,11 +1,11 @@
-#include "io/safetensors.h"
+#include "formats/safetensors.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "io/file.h"
+#include "core/file.h"
 #include "paligemma/error.h"
 
 namespace pg {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "io/npy.h"
+#include "formats/npy.h"
 
 namespace pg {
 

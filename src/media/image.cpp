@@ -39,7 +39,7 @@
 #include <webp/decode.h>
 #include <webp/demux.h>
 
-#include "io/file.h"
+#include "core/file.h"
 #include "paligemma/error.h"
 
 // The resampling coefficients must be computed with exactly Pillow's double arithmetic: no fused

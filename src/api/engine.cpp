@@ -8,9 +8,9 @@
 #include <iostream>
 
 #include "generate/generator.h"
-#include "io/checkpoint.h"
-#include "io/tokenizer.h"
-#include "model/image_feature_cache.h"
+#include "loader/checkpoint.h"
+#include "tokenizer/tokenizer.h"
+#include "api/image_feature_cache.h"
 #include "model/paligemma.h"
 #include "tasks/prompt.h"
 
@@ -42,15 +42,17 @@ size_t first_stop(const std::string& text, const std::vector<std::string>& stops
   return first;
 }
 
-const char* finish_name(FinishReason r) {
-  switch (r) {
+}  // namespace
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
     case FinishReason::Eos: return "eos";
-    case FinishReason::StopCheck: return "stop";
-    case FinishReason::MaxTokens: break;
+    case FinishReason::MaxTokens: return "max_tokens";
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Length: return "length";
   }
   return "max_tokens";
 }
-}  // namespace
 
 struct Engine::Impl {
   std::unique_ptr<Checkpoint> checkpoint;
@@ -178,7 +180,7 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
   Generation g = generate_tokens(model, rows, int64_t(r.prompt_tokens.size()), {tokenizer.eos_id()}, d, on_token);
   r.tokens = std::move(g.tokens);
   r.logits = std::move(g.logits);
-  r.finish_reason = g.finish == FinishReason::MaxTokens && max_tokens < req.max_tokens ? "length" : finish_name(g.finish);
+  r.finish_reason = g.finish == FinishReason::MaxTokens && max_tokens < req.max_tokens ? FinishReason::Length : g.finish;
   r.score = g.score;
   r.text = tokenizer.decode(r.tokens);
   r.text = r.text.substr(0, first_stop(r.text, req.stop));

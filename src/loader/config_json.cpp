@@ -1,9 +1,9 @@
-#include "io/config_json.h"
+#include "loader/config_json.h"
 
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "io/file.h"
+#include "core/file.h"
 #include "paligemma/error.h"
 
 namespace pg {

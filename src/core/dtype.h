@@ -59,16 +59,6 @@ inline float round_to_dtype(float x, DType t) {
   return x;
 }
 
-// Rounds n float32 values to what `t` can represent (no-op for F32): mirrors a reference that keeps its
-// activations in bf16/f16. Vectorized and dispatched by instruction set (cpu_features.h).
-void round_inplace(float* x, size_t n, DType t);
-
-// Plain reference twin of round_inplace (and the scalar level).
-inline void round_inplace_reference(float* x, size_t n, DType t) {
-  if (t == DType::F32) return;
-  for (size_t i = 0; i < n; ++i) x[i] = round_to_dtype(x[i], t);
-}
-
 // Widens n stored elements to float32.
 inline void to_f32(const void* src, DType t, float* dst, size_t n) {
   if (t == DType::F32) {
@@ -81,18 +71,5 @@ inline void to_f32(const void* src, DType t, float* dst, size_t n) {
     for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
   }
 }
-
-// A read-only row-major matrix [rows, cols] in stored precision, e.g. a linear layer's weight
-// [out_features, in_features] memory-mapped from a checkpoint.
-struct MatrixView {
-  const void* data = nullptr;
-  DType dtype = DType::F32;
-  int64_t rows = 0;
-  int64_t cols = 0;
-
-  const void* row(int64_t r) const {
-    return static_cast<const uint8_t*>(data) + size_t(r) * size_t(cols) * dtype_size(dtype);
-  }
-};
 
 }  // namespace pg

@@ -1,10 +1,10 @@
-#include "io/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #include <sentencepiece_processor.h>
 
 #include <array>
 
-#include "io/file.h"
+#include "core/file.h"
 #include "paligemma/error.h"
 
 namespace pg {

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "io/mapped_file.h"
+#include "core/mapped_file.h"
 
 namespace pg {
 

@@ -1,4 +1,4 @@
-#include "io/npz.h"
+#include "formats/npz.h"
 
 #include <zlib.h>
 
@@ -6,7 +6,7 @@
 #include <cstring>
 #include <limits>
 
-#include "io/mapped_file.h"
+#include "core/mapped_file.h"
 #include "paligemma/error.h"
 
 namespace pg {

@@ -1,4 +1,4 @@
-#include "model/image_feature_cache.h"
+#include "api/image_feature_cache.h"
 
 #include <cstring>
 

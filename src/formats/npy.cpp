@@ -1,11 +1,11 @@
-#include "io/npy.h"
+#include "formats/npy.h"
 
 #include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>
 
-#include "io/file.h"
+#include "core/file.h"
 #include "paligemma/error.h"
 
 namespace pg {

@@ -1,10 +1,10 @@
-#include "io/video.h"
+#include "media/video.h"
 
 #include <cmath>
 #include <memory>
 #include <mutex>
 
-#include "io/file.h"
+#include "core/file.h"
 #include "paligemma/error.h"
 
 extern "C" {

@@ -6,9 +6,9 @@
 #include <memory>
 #include <string>
 
-#include "io/file.h"
-#include "io/gguf.h"
-#include "io/safetensors.h"
+#include "core/file.h"
+#include "formats/gguf.h"
+#include "formats/safetensors.h"
 #include "model/config.h"
 #include "model/weights.h"
 

@@ -1,4 +1,4 @@
-#include "io/mapped_file.h"
+#include "core/mapped_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -12,7 +12,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "io/file.h"
+#include "core/file.h"
 #include "paligemma/error.h"
 
 namespace pg {
