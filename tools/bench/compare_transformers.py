@@ -6,24 +6,31 @@ prompt, plus the machine's memory read bandwidth and what it allows for decoding
   python3 tools/bench/compare_transformers.py --all               # every checkpoint, 224 -> 448 -> 896, 1 vs N threads
   python3 tools/bench/compare_transformers.py --resolution 448 --runs 5
   python3 tools/bench/compare_transformers.py --model q8.gguf --image img.png --engine-only
+  python3 tools/bench/compare_transformers.py --all --write-table docs/tables/compare_transformers.md
 
 Per configuration:
   engine        `paligemma generate --json --ignore-eos --max-tokens 16 --repeat R+1` in a fresh process; the
                 first run (the first request after load) is reported on its own, the figures are medians of the
                 other R.
-  transformers  tools/bench/transformers_baseline.py in the reference root (under its lock), same threads,
-                warm-up + R runs, medians (its docstring says exactly what is timed).
+  transformers  tools/bench/transformers_baseline.py in the reference root (tools/reference/reference-root.sh,
+                through sudo when not root), same threads, warm-up + R runs, medians (its docstring says
+                exactly what is timed).
   bound         decode reads every decoder weight and the output projection once per token; bytes per token
                 come from the checkpoint's safetensors headers, bandwidth from pg_memory_bandwidth (median of
                 several passes, same threads); bound = bandwidth / bytes.
 
 Checkpoints (random weights of the real shapes; create them with tools/reference/make_fixtures.py, see
-docs/benchmarks.md) are looked up in --checkpoints: pg1_full (PaliGemma 1 3B-224 bf16), pg1_full_448,
+docs/benchmarks.md) are looked up in --checkpoints (default: the reference root's /tmp): pg1_full (PaliGemma 1 3B-224 bf16), pg1_full_448,
 pg1_full_896, pg2_full (PaliGemma 2 3B-224 bf16), pg1_full_f32 (PaliGemma 1 3B-224 float32). A missing one is
 skipped with the command that makes it. Host Python 3 standard library only.
+
+--write-table FILE writes the summary as a markdown table, one row per configuration with the date, the CPU
+model (/proc/cpuinfo "model name") and the engine's kernel level as data; rows already in FILE for another CPU,
+kernel level, checkpoint, dtype, thread count or weight mode are kept, so FILE holds the latest figures of each.
 """
 
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -33,6 +40,9 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REFERENCE_SCRIPT = os.path.join(REPO, "tools", "reference", "reference-root.sh")
+DEFAULT_REFERENCE_ROOT = os.environ.get("PG_REFERENCE_ROOT") or "/var/lib/paligemma-reference"
+PROJECT_INSIDE = "/project"  # where reference-root.sh mounts the project inside the root
 
 # (family, resolution, dtype) -> checkpoint directory name under --checkpoints, and the options of
 # tools/reference/make_fixtures.py --full-size that make it.
@@ -120,21 +130,26 @@ def run_engine(args, model, image, threads, runs):
             "peak_rss_gb": out.get("peak_rss_gb"), "wall_s": time.time() - t0}
 
 
+def reference_command(args):
+    """The command line that runs what follows it inside the reference root (sudo unless already root)."""
+    sudo = ["sudo"] if os.geteuid() != 0 else []
+    return sudo + [args.reference_script, "--root", args.reference_root, "run", "--"]
+
+
 def inside_reference_root(args, path):
-    """The path under which the reference root sees a host path (its root, or the project at /mnt/work)."""
+    """The path under which the reference root sees a host path (its root, or the project at /project)."""
     path = os.path.abspath(path)
-    root = os.path.abspath(args.sid_root)
+    root = os.path.abspath(args.reference_root)
     if path.startswith(root + os.sep):
         return path[len(root):]
     if path.startswith(REPO + os.sep):
-        return "/mnt/work" + path[len(REPO):]
+        return PROJECT_INSIDE + path[len(REPO):]
     raise RuntimeError(f"{path} is neither under {root} nor under the project, so the reference root cannot read "
                        "it; put the checkpoint under the root's /tmp (" + os.path.join(root, "tmp") + ")")
 
 
 def run_transformers(args, model, image, threads, runs):
-    cmd = ["flock", args.lock, args.sid_script, args.sid_root, "run", REPO, "--", "python3",
-           "tools/bench/transformers_baseline.py", "--model", inside_reference_root(args, model),
+    cmd = reference_command(args) + ["python3", "tools/bench/transformers_baseline.py", "--model", inside_reference_root(args, model),
            "--image", inside_reference_root(args, image), "--prompt", args.prompt, "--threads", str(threads),
            "--runs", str(runs), "--warmup", "1", "--new-tokens", str(args.tokens)]
     log("transformers: " + " ".join(cmd))
@@ -216,6 +231,82 @@ def print_summary(results):
         print(" ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, (_, w)) in enumerate(zip(cells, columns))))
 
 
+def model_dtype(model):
+    """The checkpoint's weight dtype as the table names it: the dtype holding most bytes of a safetensors
+    directory, or gguf (with q8_0 / q4_0 when the file name says which) for a quantized file."""
+    if os.path.isdir(model):
+        sizes = {}
+        for dtype, size in safetensors_headers(model).values():
+            sizes[dtype] = sizes.get(dtype, 0) + size
+        return max(sizes, key=sizes.get).lower() if sizes else "?"
+    name = os.path.basename(model).lower()
+    kind = next((q for q in ("q8_0", "q4_0") if q in name), None)
+    return f"gguf {kind}" if kind else os.path.splitext(name)[1].lstrip(".") or "?"
+
+
+TABLE_COLUMNS = ["date", "CPU", "CPUs", "kernel level", "model", "dtype", "engine weights", "threads", "runs",
+                 "vision s (engine / tf)", "TTFT s engine", "TTFT s tf", "TTFT ratio", "decode tok/s engine",
+                 "decode tok/s tf", "decode ratio", "read GB/s", "bound tok/s", "engine % of bound",
+                 "tf % of bound", "peak RSS GB (engine / tf)", "same tokens"]
+TABLE_KEY = ["CPU", "kernel level", "model", "dtype", "engine weights", "threads"]
+
+
+def table_row(args, r, date):
+    e, t = r["engine"], r.get("transformers")
+    et, tt = e["timings"], t["timings"] if t else None
+    bound = r.get("bound_tokens_per_s")
+
+    def ratio(key):
+        return fmt(et[key] / tt[key]) if tt and et.get(key) is not None and tt.get(key) else "-"
+
+    weights = "--lazy-load" if args.lazy_load else "--no-mmap" if args.no_mmap else "mapped"
+    row = {
+        "date": date, "CPU": cpu_name(), "CPUs": str(os.cpu_count()), "kernel level": str(e["isa"]),
+        "model": r["label"], "dtype": r["dtype"], "engine weights": weights, "threads": str(r["threads"]),
+        "runs": str(r["runs"]),
+        "vision s (engine / tf)": f"{fmt(et.get('vision_s'))} / {fmt(tt.get('vision_s') if tt else None)}",
+        "TTFT s engine": fmt(et["ttft_s"]), "TTFT s tf": fmt(tt["ttft_s"] if tt else None),
+        "TTFT ratio": ratio("ttft_s"), "decode tok/s engine": fmt(et["decode_tokens_per_s"]),
+        "decode tok/s tf": fmt(tt["decode_tokens_per_s"] if tt else None), "decode ratio": ratio("decode_tokens_per_s"),
+        "read GB/s": fmt(r["bandwidth_gb_per_s"], 1), "bound tok/s": fmt(bound),
+        "engine % of bound": fmt(100 * et["decode_tokens_per_s"] / bound if bound else None, 0),
+        "tf % of bound": fmt(100 * tt["decode_tokens_per_s"] / bound if bound and tt else None, 0),
+        "peak RSS GB (engine / tf)": f"{fmt(e['peak_rss_gb'])} / {fmt(t['peak_rss_gb'] if t else None)}",
+        "same tokens": ("yes" if e["tokens"] == t["tokens"] else "no") if t else "-",
+    }
+    return [row[c].replace("|", "/") for c in TABLE_COLUMNS]
+
+
+def write_table(args, results):
+    """Writes (or updates) the markdown table of --write-table: this run's rows replace the file's rows of the
+    same CPU, kernel level, checkpoint, dtype, weight mode and thread count; the file's other rows stay."""
+    date = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    new = [table_row(args, r, date) for r in results]
+    key_index = [TABLE_COLUMNS.index(c) for c in TABLE_KEY]
+    keys = {tuple(row[i] for i in key_index) for row in new}
+    kept = []
+    if os.path.exists(args.write_table):
+        with open(args.write_table, encoding="utf-8") as f:
+            lines = [line.rstrip("\n") for line in f if line.startswith("|")]
+        if lines and [c.strip() for c in lines[0].strip("|").split("|")] == TABLE_COLUMNS:
+            for line in lines[2:]:
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                if len(cells) == len(TABLE_COLUMNS) and tuple(cells[i] for i in key_index) not in keys:
+                    kept.append(cells)
+    rows = sorted(kept + new, key=lambda c: (c[1], c[3], c[4], c[5], c[6], int(c[7]) if c[7].isdigit() else 0))
+    prompt = (f"prompt `{args.prompt}`, {args.tokens} new tokens (greedy, `--ignore-eos` / `min_new_tokens`); "
+              "medians of the measured runs; ratio = engine / transformers; bound = read bandwidth / bytes a "
+              "decode step reads")
+    text = ["<!-- Written by tools/bench/compare_transformers.py --write-table; do not edit by hand. -->", "",
+            "`python3 tools/bench/compare_transformers.py`: " + prompt + ".", "",
+            "| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    text += ["| " + " | ".join(cells) + " |" for cells in rows]
+    os.makedirs(os.path.dirname(os.path.abspath(args.write_table)), exist_ok=True)
+    with open(args.write_table, "w", encoding="utf-8") as f:
+        f.write("\n".join(text) + "\n")
+    log(f"wrote {len(new)} row(s) to {args.write_table} ({len(kept)} kept)")
+
+
 def plan(args):
     """(family, resolution, dtype, threads, runs, with transformers) of every configuration to measure."""
     with_tf = not args.engine_only
@@ -236,7 +327,8 @@ def plan(args):
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoints", default="/opt/sid-ref/tmp", help="where the full-size checkpoints are")
+    ap.add_argument("--checkpoints", help="where the full-size checkpoints are (default: the reference root's "
+                    "/tmp, i.e. REFERENCE_ROOT/tmp)")
     ap.add_argument("--model", help="one checkpoint directory (or a file the engine loads) instead of "
                     "--family/--resolution/--dtype")
     ap.add_argument("--image", help="image (default: image.png next to the checkpoint)")
@@ -255,10 +347,14 @@ def parse_args():
                     help="pass --no-mmap to the engine (weights copied into newly allocated memory)")
     ap.add_argument("--build", default=os.path.join(REPO, "build"), help="build directory with paligemma and "
                     "pg_memory_bandwidth (default: build)")
-    ap.add_argument("--sid-root", default="/opt/sid-ref", help="the reference root")
-    ap.add_argument("--sid-script", default=os.path.join(os.path.dirname(REPO), "shared/reference/sid-root.sh"))
-    ap.add_argument("--lock", default="/tmp/sid-ref.lock", help="lock file every use of the reference root takes")
+    ap.add_argument("--reference-root", default=DEFAULT_REFERENCE_ROOT,
+                    help="the reference root (default: $PG_REFERENCE_ROOT, else /var/lib/paligemma-reference)")
+    ap.add_argument("--reference-script", default=REFERENCE_SCRIPT,
+                    help="the script that runs commands in it (default: tools/reference/reference-root.sh)")
     ap.add_argument("--json", metavar="FILE", help="also write every measurement to FILE")
+    ap.add_argument("--write-table", metavar="FILE",
+                    help="also write the summary as a markdown table with date, CPU and kernel level to FILE "
+                    "(e.g. docs/tables/compare_transformers.md), keeping FILE's rows of other configurations")
     args = ap.parse_args()
     if args.runs < 1 or args.tokens < 2 or args.threads < 1:
         ap.error("--runs >= 1, --tokens >= 2 and --threads >= 1 are needed")
@@ -267,6 +363,8 @@ def parse_args():
     if args.lazy_load and args.no_mmap:
         ap.error("--lazy-load and --no-mmap exclude each other")
     args.engine_flag = ["--lazy-load"] if args.lazy_load else ["--no-mmap"] if args.no_mmap else []
+    if args.checkpoints is None:
+        args.checkpoints = os.path.join(args.reference_root, "tmp")
     for tool in ("paligemma", "pg_memory_bandwidth"):
         if not os.access(os.path.join(args.build, tool), os.X_OK):
             ap.error(f"{os.path.join(args.build, tool)} is missing: build it (cmake --build {args.build} "
@@ -289,8 +387,8 @@ def main():
             model = os.path.join(args.checkpoints, name)
             label = f"{TITLES[family]}-{res} {dtype}"
             if not os.path.isdir(model):
-                print(f"\n## {label}: skipped, {model} does not exist; make it with\n  flock {args.lock} "
-                      f"{args.sid_script} {args.sid_root} run {REPO} -- python3 tools/reference/make_fixtures.py "
+                print(f"\n## {label}: skipped, {model} does not exist; make it with\n  "
+                      + " ".join(reference_command(args)) + " python3 tools/reference/make_fixtures.py "
                       f"--full-size /tmp/{name}{options}")
                 continue
         image = args.image or os.path.join(model if os.path.isdir(model) else os.path.dirname(model), "image.png")
@@ -299,6 +397,7 @@ def main():
         except (RuntimeError, subprocess.CalledProcessError, OSError, ValueError) as e:
             print(f"\n## {label}: failed: {e}")
             continue
+        r["dtype"] = model_dtype(model) if args.model else dtype
         results.append(r)
         print_configuration(r)
         sys.stdout.flush()
@@ -308,6 +407,8 @@ def main():
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"cpu": cpu_name(), "bandwidths": bandwidths, "results": results}, f, indent=1)
+    if args.write_table and results:
+        write_table(args, results)
     return 0 if results else 1
 
 

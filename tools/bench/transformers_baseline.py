@@ -3,8 +3,9 @@ the engine: one process, the model loaded once, --warmup unmeasured runs, then -
 is image preprocessing + generate() of exactly --new-tokens greedy tokens (min_new_tokens = max_new_tokens, so
 <eos> does not end it). Prints one JSON object (per-run figures and their medians) on stdout.
 
-Runs inside the reference root (transformers 5.12, torch 2.14):
-  flock /tmp/sid-ref.lock ../shared/reference/sid-root.sh /opt/sid-ref run "$PWD" -- \\
+Runs inside the reference root of tools/reference/reference-root.sh (transformers 5.12, torch 2.14); paths are
+as the root sees them (its /tmp is DIR/tmp on the host, the project is the working directory):
+  sudo tools/reference/reference-root.sh run -- \\
       python3 tools/bench/transformers_baseline.py --model /tmp/pg1_full --threads 2 --runs 3
 
 What is timed, per run:

@@ -1,8 +1,9 @@
 """Writes tests/fixtures/decoding/: transformers' beam search on the committed tiny float32 fixture models.
 
-Runs INSIDE the Debian sid reference root (transformers 5.x, torch, Pillow, numpy):
+Runs INSIDE the Debian sid reference root of tools/reference/reference-root.sh (transformers 5.x, torch, Pillow,
+numpy), from the repository root:
 
-    flock /tmp/sid-ref.lock /work/shared/reference/sid-root.sh /opt/sid-ref run /work/main -- \
+    sudo tools/reference/reference-root.sh run -- \
         python3 tools/reference/make_decoding_fixtures.py
 
 It reads tests/fixtures/models/{pg1_f32,pg2_f32} (never writes them), draws its own small images, and records for

@@ -3,7 +3,7 @@
 
 Runs INSIDE the Debian sid reference root (transformers 5.x, torch, sentencepiece, safetensors, Pillow, numpy):
 
-    flock /tmp/sid-ref.lock /work/shared/reference/sid-root.sh /opt/sid-ref run /work/main -- \
+    sudo tools/reference/reference-root.sh run -- \
         bash tools/reference/make_fixtures.sh [--out tests/fixtures] [--seed 0] [shape options]
 
 Every file is checked after writing: transformers loads each checkpoint back identically, the tokenizer gives the
@@ -882,12 +882,12 @@ def write_readme(out, args, V, rows, sp, summary, ablation):
     f16_noise = [max(c["lowp_vs_f32_rel_diff"]) for c in summary if c["model"] == "pg1_f16_sharded"]
     t = f"""# Reference fixtures (generated: do not edit by hand)
 
-Written by `tools/reference/make_fixtures.py` inside the Debian sid reference root
+Written by `tools/reference/make_fixtures.py` inside the Debian sid reference root (`tools/reference/reference-root.sh`)
 (transformers {transformers.__version__}, torch {torch.__version__}, sentencepiece {spm.__version__},
 numpy {np.__version__}), seed {args.seed}. Regenerate everything here (tokenizer/, models/, cases/, this file) with:
 
 ```
-flock /tmp/sid-ref.lock /work/shared/reference/sid-root.sh /opt/sid-ref run /work/main -- bash tools/reference/make_fixtures.sh
+sudo tools/reference/reference-root.sh run -- bash tools/reference/make_fixtures.sh
 ```
 
 A rerun reproduces every file byte for byte (fixed seeds, one thread). `make_fixtures.sh --seed N` and the shape

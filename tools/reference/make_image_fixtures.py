@@ -11,7 +11,7 @@ drawing, hand-written encoders for layouts Pillow cannot write: 16-bit and inter
 bit fields, TGA colour-map offsets, plain PNM...).
 
 Run it in the reference root, from the repository root:
-  flock /tmp/sid-ref.lock ../shared/reference/sid-root.sh /opt/sid-ref run "$PWD" -- \
+  sudo tools/reference/reference-root.sh run -- \
       python3 tools/reference/make_image_fixtures.py
 """
 import hashlib

@@ -1,11 +1,12 @@
 """Writes tests/fixtures/vae/: a small random-weight PaliGemma mask decoder (VQ-VAE) in the real
 vae-oid.npz key layout, and what an independent PyTorch implementation of it computes.
 
-Run inside the Debian sid reference root (torch, numpy, Pillow):
-  flock /tmp/sid-ref.lock /work/shared/reference/sid-root.sh /opt/sid-ref run /work/main -- \
+Run inside the Debian sid reference root (torch, numpy, Pillow), from the repository root:
+  sudo tools/reference/reference-root.sh run -- \
       python3 tools/reference/make_vae_fixtures.py
 
-The decoder is built from the architecture in docs/paligemma-spec.md §10.2 with torch.nn layers
+The decoder is built from the architecture of big_vision's vae-oid decoder
+(big_vision/evaluators/proj/paligemma/transfers/segmentation.py) with torch.nn layers
 (torch_parts.mask_decoder: Conv2d, ConvTranspose2d(kernel 4, stride 2, padding 1)), so it shares no code with the
 C++ engine; tools/synthetic/train.py builds the shipped model's decoder with the same function. Channel
 widths are smaller than the real file's (codebook dim 8, 12 channels, upsampling 8/8/4/4) to keep the

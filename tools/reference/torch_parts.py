@@ -1,6 +1,6 @@
 """Pieces the reference-root scripts share (make_fixtures.py, make_vae_fixtures.py, synthetic/train.py), so that
 the fixtures' tokenizer and mask decoder and the shipped model's are built the same way.
-Needs sentencepiece and torch (the Debian sid reference root)."""
+Needs sentencepiece and torch (the Debian sid reference root, tools/reference/reference-root.sh)."""
 import io
 import os
 
@@ -58,9 +58,9 @@ class ResBlock(nn.Module):
 
 
 def mask_decoder(codebook_dim, channels, upsample_channels):
-    """big_vision's vae-oid mask decoder (docs/paligemma-spec.md §10.2): 1x1 conv, two residual blocks, four
-    ConvTranspose(4, stride 2, padding 1) upsamplings, 1x1 conv to one logit map. As a module named `decoder`,
-    its indices give vae-oid.npz's state_dict names (decoder.0, decoder.2.net.0, ...)."""
+    """big_vision's vae-oid mask decoder (big_vision/evaluators/proj/paligemma/transfers/segmentation.py): 1x1
+    conv, two residual blocks, four ConvTranspose(4, stride 2, padding 1) upsamplings, 1x1 conv to one logit map.
+    As a module named `decoder`, its indices give vae-oid.npz's state_dict names (decoder.0, decoder.2.net.0, ...)."""
     layers = [nn.Conv2d(codebook_dim, channels, 1), nn.ReLU(), ResBlock(channels), ResBlock(channels)]
     cin = channels
     for cout in upsample_channels:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scores the C++ engine on fresh synthetic scenes (issue 6): caption, counting, colour and shape questions,
+"""Scores the C++ engine on fresh synthetic scenes: caption, counting, colour and shape questions,
 detection and segmentation.
 
 Draws N scenes with tools/synthetic/scenes.py (or takes a set it wrote before, --scenes), turns every question
@@ -130,7 +130,7 @@ def score_question(question, result):
 
 
 def summarize(verdicts):
-    """Totals per task, and whether each of issue 6's targets is met (None when a task had no questions)."""
+    """Totals per task, and whether each target is met (None when a task had no questions)."""
     by_task = {t: [v for v in verdicts if v["task"] == t] for t in TEXT_TASKS + ("detect", "segment")}
     summary = {}
     for t in TEXT_TASKS:

@@ -1,4 +1,4 @@
-"""Synthetic scenes of issue 6: coloured circles, squares and triangles on a plain background, the questions the
+"""Synthetic scenes: coloured circles, squares and triangles on a plain background, the questions the
 project's small PaliGemma is trained on, and their exact expected answers.
 
 Plain Python 3 + numpy + Pillow (runs on Debian 12's python3-numpy/python3-pil and in the sid reference root).

@@ -1,10 +1,11 @@
 """Trains the project's small PaliGemma 2 on the synthetic scenes of tools/synthetic/scenes.py and writes
 models/synthetic/ (hub layout: config.json, model.safetensors, tokenizer.model, ...) plus its mask decoder vae.npz.
 
-Runs inside the Debian sid reference root (transformers 5.12, torch, sentencepiece, Pillow, numpy) on 2 CPU cores:
-  flock /tmp/sid-ref.lock ../shared/reference/sid-root.sh /opt/sid-ref run "$PWD" -- \
+Runs inside the Debian sid reference root (tools/reference/reference-root.sh: transformers 5.12, torch,
+sentencepiece, Pillow, numpy), from the repository root:
+  sudo tools/reference/reference-root.sh run -- \
       python3 tools/synthetic/train.py --out build/synthetic-112
-  flock /tmp/sid-ref.lock ../shared/reference/sid-root.sh /opt/sid-ref run "$PWD" -- \
+  sudo tools/reference/reference-root.sh run -- \
       python3 tools/synthetic/train.py --out models/synthetic --resume build/synthetic-112 --image-size 140 \
       --steps 3000 --lr 5e-4 --warmup 100 --seed 7 --near-tie-share 0.4 --task-weight caption=5
 
