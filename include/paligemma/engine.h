@@ -99,7 +99,7 @@ class Engine {
   ~Engine();
 
   // Throws pg::Error for a request it cannot serve (no image, bad decoding options, a prompt that leaves no
-  // room in the model's positions). on_token sees each token as it is chosen (beam search: none), on the
+  // room in the model's positions, segmentation masks for a first image over kDefaultMaxImagePixels). on_token sees each token as it is chosen (beam search: none), on the
   // calling thread.
   GenerateResult generate(const GenerateRequest& request,
                           const std::function<void(int32_t token)>& on_token = {}) const;
