@@ -3,7 +3,6 @@
 
 #include "paligemma/error.h"
 #include "tasks/detection.h"
-#include "tasks/task_prompt.h"
 
 namespace pg {
 namespace {

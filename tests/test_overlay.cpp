@@ -11,7 +11,6 @@
 #include "paligemma/image.h"
 #include "render/font.h"
 #include "render/overlay.h"
-#include "render/png_writer.h"
 #include "test_util.h"
 
 namespace pg {
@@ -51,7 +50,7 @@ DecodedObjects scene() {
   BinaryMask m{300, 200, std::vector<uint8_t>(300 * 200, 0)};
   for (int y = 80; y < 120; ++y)
     for (int x = 70; x < 130; ++x) m.pixels[size_t(y) * 300 + size_t(x)] = 1;
-  d.masks = {m, std::nullopt, std::nullopt};
+  d.objects[0].mask = m;
   return d;
 }
 

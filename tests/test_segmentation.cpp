@@ -13,9 +13,10 @@
 #include "formats/npy.h"
 #include "formats/npz.h"
 #include "paligemma/error.h"
-#include "test_util.h"
-#include "loader/mask_decoder_file.h"
+#include "../tools/common/objects_json.h"
+#include "model/mask_decoder.h"
 #include "tasks/segmentation.h"
+#include "test_util.h"
 
 namespace pg {
 namespace {
@@ -29,8 +30,8 @@ nlohmann::json cases() {
 }
 
 const MaskDecoder& decoder() {
-  static const MaskDecoder d = load_mask_decoder((kDir / "vae_small.npz").string());
-  return d;
+  static const std::shared_ptr<const MaskDecoder> d = load_mask_decoder((kDir / "vae_small.npz").string());
+  return *d;
 }
 
 using test::error_of;
@@ -195,13 +196,15 @@ TEST(PasteMask, FullPipelineMatchesReference) {
     ASSERT_EQ(d.objects.size(), 1u);
     const PixelBox b = d.objects[0].box;
     EXPECT_EQ((std::vector<int>{b.x0, b.y0, b.x1, b.y1}), p["box"].get<std::vector<int>>());
-    ASSERT_TRUE(d.masks[0].has_value());
+    const std::optional<BinaryMask>& mask = d.objects[0].mask;
+    ASSERT_TRUE(mask.has_value());
+    ASSERT_TRUE(d.objects[0].mask_rle.has_value());
     const BinaryMask expected = expected_mask(p);
-    ASSERT_EQ(d.masks[0]->pixels.size(), expected.pixels.size());
-    for (size_t i = 0; i < expected.pixels.size(); ++i) flipped += d.masks[0]->pixels[i] != expected.pixels[i];
+    ASSERT_EQ(mask->pixels.size(), expected.pixels.size());
+    for (size_t i = 0; i < expected.pixels.size(); ++i) flipped += mask->pixels[i] != expected.pixels[i];
     total += expected.pixels.size();
-    if (d.masks[0]->pixels == expected.pixels) {
-      EXPECT_EQ(encode_coco_rle(*d.masks[0]).counts, p["rle"]["counts"].get<std::vector<uint32_t>>());
+    if (mask->pixels == expected.pixels) {
+      EXPECT_EQ(d.objects[0].mask_rle->counts, p["rle"]["counts"].get<std::vector<uint32_t>>());
     }
   }
   EXPECT_LE(flipped, 2u) << "of " << total << " pixels";
@@ -228,12 +231,12 @@ TEST(DecodeObjects, MasksOnlyForValidSegmentationObjectsWithADecoder) {
   const DecodedObjects without = decode_objects(text, 50, 40, nullptr);
   ASSERT_EQ(without.objects.size(), 3u);
   EXPECT_TRUE(without.needs_mask_decoder);
-  for (const auto& m : without.masks) EXPECT_FALSE(m.has_value());
+  for (const DetectedObject& o : without.objects) EXPECT_FALSE(o.mask.has_value() || o.mask_rle.has_value());
   const DecodedObjects with = decode_objects(text, 50, 40, &decoder());
   EXPECT_FALSE(with.needs_mask_decoder);
-  EXPECT_TRUE(with.masks[0].has_value());
-  EXPECT_FALSE(with.masks[1].has_value());  // ymax < ymin
-  EXPECT_FALSE(with.masks[2].has_value());  // detection only
+  EXPECT_TRUE(with.objects[0].mask.has_value());
+  EXPECT_FALSE(with.objects[1].mask.has_value());  // ymax < ymin
+  EXPECT_FALSE(with.objects[2].mask.has_value());  // detection only
   const nlohmann::json j = objects_json(with);
   ASSERT_EQ(j.size(), 3u);
   EXPECT_EQ(j[0]["mask"]["size"], (nlohmann::json{40, 50}));

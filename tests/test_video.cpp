@@ -1,4 +1,4 @@
-// Video frame sampling (src/media/video.h) on the committed test videos (tests/fixtures/video/make_videos.sh):
+// Video frame sampling (paligemma/video.h) on the committed test videos (tests/fixtures/video/make_videos.sh):
 // 20 frames at 10 fps whose frame n is the flat colour (10 + 12n, 220 - 10n, 60 + 5n), in three codecs and
 // containers, so every decoded frame tells which frame it is.
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 #include <random>
 #include <string>
 
-#include "media/video.h"
+#include "paligemma/video.h"
 #include "paligemma/error.h"
 #include "test_util.h"
 

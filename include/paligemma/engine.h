@@ -5,6 +5,12 @@
 //   req.images.push_back(pg::decode_image_file("cat.jpg"));
 //   req.prompt = "caption en";
 //   pg::GenerateResult r = engine->generate(req);
+//
+// Threads: one Engine serves any number of threads at once. Its model, tokenizer and mask decoder are
+// read-only after load, the image-feature cache has its own lock, and each call works in its own KV cache
+// and activations; concurrent generate calls give the tokens each would give alone. Each call runs its
+// OpenMP work on LoadOptions::threads threads of the calling thread and leaves the caller's OpenMP setting
+// as it was. The library prints nothing; what load has to say comes back from load_notes().
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -15,6 +21,7 @@
 #include "paligemma/decoding.h"
 #include "paligemma/error.h"
 #include "paligemma/image.h"
+#include "paligemma/tasks.h"
 
 namespace pg {
 
@@ -22,13 +29,13 @@ class PaliGemmaModel;
 class Tokenizer;
 
 struct LoadOptions {
-  int threads = 0;                // 0: all cores
+  int threads = 0;                // OpenMP threads per call; 0: OpenMP's default (all cores, or OMP_NUM_THREADS)
   bool sliding_window = true;     // Gemma 2 sliding window as transformers applies it; false: none (big_vision)
   bool final_softcap = true;      // apply the config's final logit soft-cap
   // bf16/f16 checkpoints: round activations where transformers does (true) or keep them in float32.
   bool reference_rounding = true;
   // false: fault every weight page in during load (load_s includes it, the first request does not pay
-  // for it; skipped with a note on stderr when the weights exceed the available memory). true: pages are
+  // for it; skipped with a note in load_notes() when the weights exceed the available memory). true: pages are
   // read from disk on first use, for models larger than memory.
   bool lazy_load = false;
   // true: read the weights into newly allocated memory instead of memory-mapping the files (`--no-mmap`):
@@ -38,6 +45,9 @@ struct LoadOptions {
   // Image features of recently seen images are kept up to this many bytes and reused when the same image
   // (the same pixels at the model's resolution) comes again, skipping the vision tower; 0: never kept.
   size_t image_cache_bytes = size_t{256} << 20;
+  // The mask decoder that turns segmentation output into masks (GenerateResult::objects): this .npz file
+  // (big_vision's vae-oid.npz); empty: the model's own (load_model_mask_decoder), or none.
+  std::string mask_decoder_path;
 };
 
 // The decoding options (DecodingOptions) are the request's own fields: request.max_tokens, request.beams, ...
@@ -65,6 +75,9 @@ struct GenerateResult {
   std::vector<std::vector<float>> logits;   // [tokens][vocab] when keep_logits
   FinishReason finish_reason = FinishReason::MaxTokens;
   float score = 0;                          // beam search: transformers' sequences_scores; otherwise 0
+  // decode_objects(text) for the first image's size with the engine's mask decoder: the boxes (and masks) of
+  // detection / segmentation output; no objects for other output.
+  DecodedObjects objects;
   Timings timings;
 };
 
@@ -80,10 +93,14 @@ struct ModelInfo {
 
 class Engine {
  public:
-  // Loads (memory-maps) a hub model directory. Throws pg::Error.
+  // Loads (memory-maps) a hub model directory or a quantized .gguf file, and its mask decoder. Throws
+  // pg::Error naming the file that is missing or wrong.
   static std::unique_ptr<Engine> load(const std::string& model_dir, const LoadOptions& options = {});
   ~Engine();
 
+  // Throws pg::Error for a request it cannot serve (no image, bad decoding options, a prompt that leaves no
+  // room in the model's positions, segmentation masks for a first image over kDefaultMaxImagePixels). on_token sees each token as it is chosen (beam search: none), on the
+  // calling thread.
   GenerateResult generate(const GenerateRequest& request,
                           const std::function<void(int32_t token)>& on_token = {}) const;
 
@@ -105,6 +122,14 @@ class Engine {
   std::string decode(const std::vector<int32_t>& ids) const;
 
   ModelInfo info() const;
+  // The OpenMP thread count each call runs with (LoadOptions::threads, or OpenMP's default at load).
+  int threads() const;
+  // The mask decoder of GenerateResult::objects; null when there is none (segmentation objects then carry
+  // seg codes but no masks, and DecodedObjects::needs_mask_decoder is set).
+  const MaskDecoder* mask_decoder() const;
+  // Notes of the load a caller may want to show (one line each), e.g. that the weights were not faulted in
+  // because they exceed the available memory.
+  const std::vector<std::string>& load_notes() const;
   // The network and tokenizer, for in-tree tools that schedule work themselves (the server's batching).
   const PaliGemmaModel& model() const;
   const Tokenizer& tokenizer() const;

@@ -5,13 +5,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <iostream>
 
 #include "generate/generator.h"
 #include "loader/checkpoint.h"
 #include "tokenizer/tokenizer.h"
 #include "api/image_feature_cache.h"
 #include "model/paligemma.h"
+#include "core/thread_count.h"
+#include "tasks/segmentation.h"
 #include "tasks/prompt.h"
 
 namespace pg {
@@ -59,6 +60,9 @@ struct Engine::Impl {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<PaliGemmaModel> model;
   std::unique_ptr<ImageFeatureCache> image_cache;
+  std::shared_ptr<const MaskDecoder> mask_decoder;
+  std::vector<std::string> load_notes;
+  int threads = 0;
   double load_seconds = 0;
 };
 
@@ -67,15 +71,19 @@ Engine::~Engine() = default;
 
 std::unique_ptr<Engine> Engine::load(const std::string& dir, const LoadOptions& options) {
   const auto t0 = Clock::now();
-  if (options.threads > 0) omp_set_num_threads(options.threads);
   if (options.lazy_load && options.copy_weights)
     throw Error("lazy loading and copying the weights into memory exclude each other (--lazy-load, --no-mmap)");
+  const ScopedThreadCount thread_count(options.threads);
   auto impl = std::make_unique<Impl>();
+  impl->threads = omp_get_max_threads();
+  // The small decoder first: a wrong --vae is reported before the long part of the load.
+  impl->mask_decoder = options.mask_decoder_path.empty() ? load_model_mask_decoder(dir)
+                                                         : load_mask_decoder(options.mask_decoder_path);
   impl->checkpoint =
       std::make_unique<Checkpoint>(dir, options.copy_weights ? FileResidency::Copied : FileResidency::Mapped);
   if (!options.lazy_load && !options.copy_weights) {
     const std::string note = impl->checkpoint->prefault_weights();
-    if (!note.empty()) std::cerr << "paligemma: note: " << note << "\n";
+    if (!note.empty()) impl->load_notes.push_back(note);
   }
   impl->tokenizer = std::make_unique<Tokenizer>(impl->checkpoint->tokenizer_path());
   const PaliGemmaConfig& config = impl->checkpoint->config();
@@ -106,6 +114,7 @@ std::shared_ptr<const std::vector<float>> Engine::image_features(const ImageRGB8
     throw Error("image_features takes an image at the model's resolution (" + std::to_string(S) + "x" +
                 std::to_string(S) + "), not " + std::to_string(model_input.width) + "x" +
                 std::to_string(model_input.height) + ": pass it through model_input first");
+  const ScopedThreadCount thread_count(impl_->threads);
   return impl_->image_cache->get(model_input, [&] {
     return impl_->model->image_embeddings(normalize_to_chw(model_input).data());
   });
@@ -128,6 +137,7 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
   if (req.images.empty()) throw Error("PaliGemma needs at least one image");
   if (req.max_tokens < 0) throw Error("max_tokens must not be negative");
   check_decoding(req, impl_->model->config().text.vocab);
+  const ScopedThreadCount thread_count(impl_->threads);
   const auto t_start = Clock::now();
   const PaliGemmaModel& model = *impl_->model;
   GenerateResult r;
@@ -184,6 +194,7 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
   r.score = g.score;
   r.text = tokenizer.decode(r.tokens);
   r.text = r.text.substr(0, first_stop(r.text, req.stop));
+  r.objects = decode_objects(r.text, req.images[0].width, req.images[0].height, impl_->mask_decoder.get());
   tm.prefill_s = g.prefill_seconds;
   tm.ttft_s = tm.preprocess_s + tm.vision_s + tm.prefill_s;
   tm.decode_s = g.decode_seconds;
@@ -208,6 +219,10 @@ ModelInfo Engine::info() const {
 
 const PaliGemmaModel& Engine::model() const { return *impl_->model; }
 const Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }
+
+int Engine::threads() const { return impl_->threads; }
+const MaskDecoder* Engine::mask_decoder() const { return impl_->mask_decoder.get(); }
+const std::vector<std::string>& Engine::load_notes() const { return impl_->load_notes; }
 
 double Engine::load_seconds() const { return impl_->load_seconds; }
 

@@ -7,6 +7,7 @@
 #include "kernels/quant.h"
 #include "loader/checkpoint.h"
 #include "core/file.h"
+#include "core/thread_count.h"
 #include "formats/gguf.h"
 #include "paligemma/error.h"
 
@@ -121,6 +122,13 @@ QuantizeSummary quantize_checkpoint(const std::string& model_dir, QuantType type
   writer.write(output_path);
   summary.file_bytes = std::filesystem::file_size(output_path);
   return summary;
+}
+
+QuantizeSummary quantize_model(const std::string& model_dir, const std::string& type, const std::string& output_path,
+                               int threads) {
+  const QuantType quant_type = parse_quant_type(type);
+  const ScopedThreadCount thread_count(threads);
+  return quantize_checkpoint(model_dir, quant_type, output_path);
 }
 
 }  // namespace pg

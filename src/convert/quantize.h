@@ -6,19 +6,12 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "paligemma/quantize.h"
 
 namespace pg {
 
 // "q8_0" / "q4_0"; throws pg::Error naming the accepted types for anything else.
 QuantType parse_quant_type(const std::string& name);
-
-struct QuantizeSummary {
-  int64_t quantized_tensors = 0;
-  int64_t kept_tensors = 0;                  // stored in their original precision
-  std::vector<std::string> kept_matrices;    // linear weights left unquantized (rows not a multiple of 32)
-  uint64_t file_bytes = 0;
-  bool carries_vae = false;                  // the directory's vae.npz went into the file
-};
 
 // Whether the tensor `canonical_name` of `shape` is block-quantized: every 2-D linear weight and the
 // token embeddings (the tied output projection) whose rows are whole blocks; norms, biases, the vision

@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "paligemma/system.h"  // read_regular_file
+
 namespace pg {
 
 // A read-only descriptor of the regular file `path` (opened without blocking, then checked); throws
@@ -13,8 +15,6 @@ int open_regular_file(const std::string& path, const std::string& what);
 // The same check for a file that a library opens by name itself (SentencePiece, FFmpeg).
 void check_regular_file(const std::string& path, const std::string& what);
 
-// The whole regular file.
-std::string read_regular_file(const std::string& path, const std::string& what);
 
 // Bytes in an anonymous in-memory file, named /proc/self/fd/N while this object lives: for libraries that
 // only load by path (SentencePiece, the .npz reader) given a file a GGUF carries.

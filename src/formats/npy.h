@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "paligemma/system.h"
+
 namespace pg {
 
 struct NpyArray {
@@ -19,7 +21,6 @@ struct NpyArray {
   std::vector<float> as_f32() const;  // for "<f4"
 };
 
-void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape);
 NpyArray read_npy(const std::string& path);  // throws pg::Error
 
 }  // namespace pg

@@ -1,4 +1,4 @@
-#include "media/video.h"
+#include "paligemma/video.h"
 
 #include <cmath>
 #include <memory>

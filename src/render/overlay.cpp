@@ -5,7 +5,6 @@
 
 #include "paligemma/error.h"
 #include "render/font.h"
-#include "render/png_writer.h"
 
 namespace pg {
 
@@ -106,7 +105,7 @@ ImageRGB8 draw_objects(const ImageRGB8& image, const DecodedObjects& objects, co
   const OverlayGeometry g = overlay_geometry(image.width, image.height);
   // Masks first, then boxes, then labels, so that no fill covers a box or a label.
   for (size_t i = 0; i < objects.objects.size(); ++i) {
-    const auto& mask = objects.masks[i];
+    const auto& mask = objects.objects[i].mask;
     if (!objects.objects[i].valid || !mask) continue;
     if (mask->width != image.width || mask->height != image.height)
       throw Error("mask of object " + std::to_string(i) + " is " + std::to_string(mask->width) + "x" +

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "paligemma/image.h"
-#include "tasks/segmentation.h"
+#include "paligemma/overlay.h"
 
 namespace pg {
 
@@ -29,9 +29,5 @@ constexpr float kMaskAlpha = 0.45f;
 // `font` null: boxes and masks only, no labels. Throws pg::Error when `image` is not the size the objects
 // were parsed for (mask size mismatch).
 ImageRGB8 draw_objects(const ImageRGB8& image, const DecodedObjects& objects, const Font* font);
-
-// draw_objects with the label font of find_label_font(), written as PNG to `path`. Returns a warning line
-// when the labels could not be drawn (no font found), else "". Throws pg::Error when writing fails.
-std::string write_overlay_png(const std::string& path, const ImageRGB8& image, const DecodedObjects& objects);
 
 }  // namespace pg

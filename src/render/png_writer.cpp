@@ -1,4 +1,4 @@
-#include "render/png_writer.h"
+#include "paligemma/overlay.h"
 
 #include <png.h>
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "model/mask_decoder.h"
 #include "paligemma/error.h"
 
 namespace pg {

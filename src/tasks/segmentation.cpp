@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <nlohmann/json.hpp>
 
+#include "model/mask_decoder.h"
 #include "paligemma/error.h"
 
 namespace pg {
@@ -140,35 +140,17 @@ DecodedObjects decode_objects(std::string_view text, int image_width, int image_
     throw Error("the masks of a " + std::to_string(image_width) + "x" + std::to_string(image_height) + " image (" +
                 std::to_string(pixels) + " pixels) are over the image pixel limit of " + std::to_string(max_pixels) +
                 " (each mask is an image-sized bitmap); give the image's real size");
-  out.masks.resize(out.objects.size());
-  for (size_t i = 0; i < out.objects.size(); ++i) {
-    const DetectedObject& o = out.objects[i];
+  for (DetectedObject& o : out.objects) {
     if (o.seg_codes.empty()) continue;
     if (!decoder) {
       out.needs_mask_decoder = true;
       continue;
     }
-    if (o.valid) out.masks[i] = paste_mask(decoder->decode(o.seg_codes), o.box, image_width, image_height);
+    if (!o.valid) continue;
+    o.mask = paste_mask(decoder->decode(o.seg_codes), o.box, image_width, image_height);
+    o.mask_rle = encode_coco_rle(*o.mask);
   }
   return out;
-}
-
-nlohmann::json objects_json(const DecodedObjects& decoded) {
-  nlohmann::json objects = nlohmann::json::array();
-  for (size_t i = 0; i < decoded.objects.size(); ++i) {
-    const DetectedObject& o = decoded.objects[i];
-    nlohmann::json j{{"label", o.label},
-                     {"box", {o.box.x0, o.box.y0, o.box.x1, o.box.y1}},
-                     {"box_normalized", o.box_normalized},
-                     {"valid", o.valid}};
-    if (!o.seg_codes.empty()) j["seg_codes"] = o.seg_codes;
-    if (decoded.masks[i]) {
-      const CocoRle rle = encode_coco_rle(*decoded.masks[i]);
-      j["mask"] = {{"size", {rle.height, rle.width}}, {"counts", rle.counts}};
-    }
-    objects.push_back(std::move(j));
-  }
-  return objects;
 }
 
 }  // namespace pg

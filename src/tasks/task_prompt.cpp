@@ -1,4 +1,4 @@
-#include "tasks/task_prompt.h"
+#include "paligemma/tasks.h"
 
 #include <array>
 

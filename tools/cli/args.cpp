@@ -6,11 +6,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <memory>
-
-#include "loader/checkpoint.h"
-#include "core/file.h"
-#include "formats/gguf.h"
 
 namespace pg::cli {
 
@@ -128,21 +123,5 @@ std::string default_model_dir() {
 }
 
 std::string model_dir_from(const Args& args) { return args.get("--model", default_model_dir()); }
-
-std::string vae_path_from(const Args& args, const std::string& model_dir) {
-  if (args.has("--vae")) return args.get("--vae");
-  std::error_code ec;
-  if (fs::is_regular_file(model_dir, ec)) {
-    // A quantized file carries its model's vae.npz; the .npz reader takes it from an in-memory file that
-    // lives as long as the process.
-    const GgufFile gguf(model_dir);
-    if (!gguf.has(kGgufVaeKey)) return "";
-    static std::unique_ptr<MemoryFile> vae;
-    vae = std::make_unique<MemoryFile>(gguf.bytes(kGgufVaeKey), "vae.npz");
-    return vae->path();
-  }
-  const fs::path bundled = fs::path(model_dir) / "vae.npz";
-  return fs::is_regular_file(bundled, ec) ? bundled.string() : "";
-}
 
 }  // namespace pg::cli

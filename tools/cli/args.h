@@ -45,9 +45,5 @@ std::string default_model_dir();
 // The model directory: --model when given, else the embedded default.
 std::string model_dir_from(const Args& args);
 
-// The mask decoder file: --vae when given, else vae.npz inside `model_dir` when there is one (a model trained
-// with its own VQ-VAE ships it there, as the embedded one does), else "" (no masks). A real PaliGemma needs
-// big_vision's vae-oid.npz: pass it with --vae or copy it into the model directory as vae.npz.
-std::string vae_path_from(const Args& args, const std::string& model_dir);
 
 }  // namespace pg::cli

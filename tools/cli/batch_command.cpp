@@ -24,12 +24,10 @@
 #include "args.h"
 #include "batch_request.h"
 #include "commands.h"
-#include "core/file.h"
-#include "media/video.h"
+#include "../common/objects_json.h"
 #include "paligemma/engine.h"
-#include "tasks/detection.h"
-#include "loader/mask_decoder_file.h"
-#include "tasks/segmentation.h"
+#include "paligemma/system.h"
+#include "paligemma/video.h"
 
 namespace pg::cli {
 
@@ -61,8 +59,8 @@ void load_images(BatchRequest& req, const fs::path& base_dir) {
   }
 }
 
-// `vae` may be null: segmentation objects then carry seg_codes but no mask.
-ordered_json serve(const Engine& engine, const MaskDecoder* vae, const json& request, const fs::path& base_dir) {
+// Segmentation objects carry masks when the engine has a mask decoder, else seg_codes only.
+ordered_json serve(const Engine& engine, const json& request, const fs::path& base_dir) {
   BatchRequest batch_request = parse_request(request);
   load_images(batch_request, base_dir);
   const GenerateRequest& req = batch_request.generate;
@@ -78,7 +76,7 @@ ordered_json serve(const Engine& engine, const MaskDecoder* vae, const json& req
   if (req.beams > 1) out["score"] = r.score;
   // Boxes and masks on the first image, as `generate --json` gives them.
   if (has_loc_tokens(r.text))
-    out["objects"] = objects_json(decode_objects(r.text, req.images[0].width, req.images[0].height, vae));
+    out["objects"] = objects_json(r.objects);
   const Timings& t = r.timings;
   out["timings"] = ordered_json{{"preprocess_s", t.preprocess_s},
                                 {"vision_s", t.vision_s},
@@ -241,6 +239,7 @@ int run_batch(int argc, char** argv) {
   lo.reference_rounding = !args.has("--f32-activations");
   lo.copy_weights = args.has("--no-mmap");
   lo.image_cache_bytes = size_t(args.get_int("--image-cache-mb", 256, 0, 1 << 20)) << 20;
+  lo.mask_decoder_path = args.get("--vae");
 
   const std::vector<Pending> requests =
       read_requests(input, size_t(args.get_int("--max-line-bytes", kDefaultMaxLineBytes, 1, int64_t{1} << 40)));
@@ -253,10 +252,8 @@ int run_batch(int argc, char** argv) {
     std::cerr << "batch: " << skipped << " of " << requests.size() << " requests already in " << output << "\n";
   if (todo.empty()) return 0;
 
-  const std::string model_dir = model_dir_from(args), vae_path = vae_path_from(args, model_dir);
-  std::unique_ptr<MaskDecoder> vae;
-  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(load_mask_decoder(vae_path));
-  const auto engine = Engine::load(model_dir, lo);
+  const auto engine = Engine::load(model_dir_from(args), lo);
+  for (const std::string& note : engine->load_notes()) std::cerr << "paligemma: note: " << note << "\n";
   const fs::path base_dir = fs::absolute(input).parent_path();
   ResultWriter writer(output);
   Progress progress(todo.size());
@@ -266,7 +263,7 @@ int run_batch(int argc, char** argv) {
     ordered_json result{{"id", p.id}};
     try {
       if (p.error) throw *p.error;
-      result.update(serve(*engine, vae.get(), p.request, base_dir));
+      result.update(serve(*engine, p.request, base_dir));
     } catch (const RequestError& e) {
       result["error"] = ordered_json{{"code", e.code}, {"message", e.message}};
       ++errors;

@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-#include "tasks/task_prompt.h"
+#include "paligemma/tasks.h"
 
 namespace pg::cli {
 

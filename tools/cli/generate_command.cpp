@@ -1,8 +1,6 @@
 // `paligemma generate`: text for images and a prompt.
 #include <sys/resource.h>
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <iostream>
@@ -11,13 +9,11 @@
 
 #include "args.h"
 #include "commands.h"
-#include "formats/npy.h"
-#include "media/video.h"
-#include "kernels/cpu_features.h"
+#include "../common/objects_json.h"
 #include "paligemma/engine.h"
-#include "render/overlay.h"
-#include "loader/mask_decoder_file.h"
-#include "tasks/segmentation.h"
+#include "paligemma/overlay.h"
+#include "paligemma/system.h"
+#include "paligemma/video.h"
 
 namespace pg::cli {
 
@@ -109,6 +105,8 @@ int run_generate(int argc, char** argv) {
   lo.reference_rounding = !args.has("--f32-activations");
   lo.lazy_load = args.has("--lazy-load");
   lo.copy_weights = args.has("--no-mmap");
+  // --vae, else the model's own vae.npz (the embedded model ships one), else no masks.
+  lo.mask_decoder_path = args.get("--vae");
   // One request: kept image features could only serve --warmup/--repeat runs, whose timings must include
   // the vision tower.
   lo.image_cache_bytes = 0;
@@ -121,10 +119,8 @@ int run_generate(int argc, char** argv) {
   if (args.has("--video"))
     for (VideoFrame& f : sample_video_frames(args.get("--video"), int(args.get_int("--frames", 16, 1, 1024))))
       req.images.push_back(std::move(f.image));
-  const std::string model_dir = model_dir_from(args), vae_path = vae_path_from(args, model_dir);
-  std::unique_ptr<MaskDecoder> vae;
-  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(load_mask_decoder(vae_path));
-  const auto engine = Engine::load(model_dir, lo);
+  const auto engine = Engine::load(model_dir_from(args), lo);
+  for (const std::string& note : engine->load_notes()) std::cerr << "paligemma: note: " << note << "\n";
   for (int64_t i = 0; i < warmup_runs; ++i) engine->generate(req);
   GenerateResult r;
   std::vector<Timings> run_timings;
@@ -141,7 +137,7 @@ int run_generate(int argc, char** argv) {
     write_npy_f32(logits_path, flat.data(), {int64_t(r.logits.size()), vocab});
   }
   // Boxes and masks of detection / segmentation output, on the first image (docs/cli.md "Tasks, boxes and masks").
-  const DecodedObjects objects = decode_objects(r.text, req.images[0].width, req.images[0].height, vae.get());
+  const DecodedObjects& objects = r.objects;
   if (args.has("--overlay")) {
     const std::string warning = write_overlay_png(args.get("--overlay"), req.images[0], objects);
     if (!warning.empty()) std::cerr << "paligemma: " << warning << "\n";
@@ -153,8 +149,8 @@ int run_generate(int argc, char** argv) {
              {"text", r.text},
              {"finish_reason", finish_reason_name(r.finish_reason)},
              {"timings", timings_json(median_timings(run_timings), engine->load_seconds())},
-             {"isa", active_isa_name()},
-             {"threads", omp_get_max_threads()},
+             {"isa", kernel_level()},
+             {"threads", engine->threads()},
              {"peak_rss_gb", peak_resident_gb()}};
     if (measured_runs > 1) {
       out["runs"] = json::array();

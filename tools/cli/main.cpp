@@ -10,8 +10,8 @@
 
 #include "args.h"
 #include "commands.h"
-#include "kernels/cpu_features.h"
 #include "paligemma/error.h"
+#include "paligemma/system.h"
 
 namespace {
 
@@ -28,8 +28,8 @@ const char* const kOverview =
 void print_version() {
   std::cout << "paligemma " << PG_VERSION << "\n"
             << "build: " << PG_BUILD_TYPE << ", " << PG_COMPILER << "\n"
-            << "kernels: " << pg::active_isa_name() << " (best this CPU supports: "
-            << pg::isa_name(pg::best_supported_isa()) << "; PG_ISA=<level> chooses another)\n"
+            << "kernels: " << pg::kernel_level() << " (best this CPU supports: " << pg::best_kernel_level()
+            << "; PG_ISA=<level> chooses another)\n"
             << "threads: " << omp_get_max_threads() << " by default; OpenMP wait policy "
             << (std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "libgomp's default")
             << (std::getenv("GOMP_SPINCOUNT") ? std::string(", GOMP_SPINCOUNT ") + std::getenv("GOMP_SPINCOUNT") : "")

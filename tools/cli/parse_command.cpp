@@ -7,12 +7,10 @@
 
 #include "args.h"
 #include "commands.h"
+#include "../common/objects_json.h"
 #include "paligemma/image.h"
-#include "render/overlay.h"
-#include "render/png_writer.h"
-#include "loader/mask_decoder_file.h"
-#include "tasks/segmentation.h"
-#include "tasks/task_prompt.h"
+#include "paligemma/overlay.h"
+#include "paligemma/tasks.h"
 
 namespace pg::cli {
 
@@ -61,8 +59,9 @@ int run_parse(int argc, char** argv) {
   if (args.has("--overlay") != args.has("--overlay-image"))
     throw UsageError("--overlay OUT.png and --overlay-image IN go together (draw on IN, write OUT.png)");
   // No model runs here; --model (default: the embedded one) only says whose vae.npz decodes the masks.
-  const std::string vae_path = vae_path_from(args, model_dir_from(args));
-  if (args.has("--mask-png") && vae_path.empty())
+  const std::shared_ptr<const MaskDecoder> decoder =
+      args.has("--vae") ? load_mask_decoder(args.get("--vae")) : load_model_mask_decoder(model_dir_from(args));
+  if (args.has("--mask-png") && !decoder)
     throw UsageError("--mask-png needs --vae FILE.npz (or a --model directory holding vae.npz)");
   constexpr int64_t kMaxSide = 1 << 20;
   int64_t width = args.get_int("--width", 0, 1, kMaxSide), height = args.get_int("--height", 0, 1, kMaxSide);
@@ -80,8 +79,6 @@ int run_parse(int argc, char** argv) {
   if (!width || !height)
     throw UsageError("parse needs the original image's --width W and --height H (or --overlay-image IN)");
 
-  std::unique_ptr<MaskDecoder> decoder;
-  if (!vae_path.empty()) decoder = std::make_unique<MaskDecoder>(load_mask_decoder(vae_path));
   const DecodedObjects decoded = decode_objects(args.get("--text"), int(width), int(height), decoder.get());
 
   if (args.has("--overlay")) {
@@ -89,9 +86,9 @@ int run_parse(int argc, char** argv) {
     if (!warning.empty()) std::cerr << "paligemma: " << warning << "\n";
   }
   if (args.has("--mask-png")) {
-    for (size_t i = 0; i < decoded.masks.size(); ++i) {
-      if (!decoded.masks[i]) continue;
-      std::vector<uint8_t> grey(decoded.masks[i]->pixels);
+    for (size_t i = 0; i < decoded.objects.size(); ++i) {
+      if (!decoded.objects[i].mask) continue;
+      std::vector<uint8_t> grey(decoded.objects[i].mask->pixels);
       for (uint8_t& v : grey) v = v ? 255 : 0;
       write_png_gray(args.get("--mask-png") + std::to_string(i) + ".png", grey.data(), int(width), int(height));
     }
@@ -108,9 +105,9 @@ int run_parse(int argc, char** argv) {
     std::cout << (o.label.empty() ? "(no label)" : o.label) << ": box " << o.box.x0 << " " << o.box.y0 << " "
               << o.box.x1 << " " << o.box.y1;
     if (!o.valid) std::cout << " (invalid: ymax <= ymin or xmax <= xmin)";
-    if (decoded.masks[i]) {
+    if (o.mask) {
       size_t area = 0;
-      for (uint8_t v : decoded.masks[i]->pixels) area += v;
+      for (uint8_t v : o.mask->pixels) area += v;
       std::cout << ", mask " << area << " pixels";
     }
     std::cout << "\n";

@@ -1,11 +1,9 @@
 // `paligemma quantize`: a hub checkpoint -> one GGUF file with 8- or 4-bit block-quantized weights.
-#include <omp.h>
-
 #include <iostream>
 
 #include "args.h"
 #include "commands.h"
-#include "convert/quantize.h"
+#include "paligemma/quantize.h"
 
 namespace pg::cli {
 
@@ -17,9 +15,8 @@ int run_quantize(int argc, char** argv) {
   const std::string type_name = args.get("--type");
   if (type_name != "q8_0" && type_name != "q4_0")
     throw UsageError("unknown --type \"" + type_name + "\" (use q8_0 or q4_0)");
-  if (args.has("--threads")) omp_set_num_threads(int(args.get_int("--threads", 0, 1, 1024)));
-  const QuantizeSummary s =
-      quantize_checkpoint(model_dir_from(args), parse_quant_type(type_name), args.get("--output"));
+  const QuantizeSummary s = quantize_model(model_dir_from(args), type_name, args.get("--output"),
+                                           int(args.get_int("--threads", 0, 1, 1024)));
   std::cerr << "paligemma: wrote " << args.get("--output") << " (" << s.file_bytes / 1e9 << " GB): "
             << s.quantized_tensors << " tensors " << type_name << ", " << s.kept_tensors
             << " kept in their precision";

@@ -6,8 +6,7 @@
 #include "../server/server.h"
 #include "args.h"
 #include "commands.h"
-#include "loader/mask_decoder_file.h"
-#include "tasks/segmentation.h"
+#include "paligemma/engine.h"
 
 namespace pg::cli {
 
@@ -33,16 +32,16 @@ int run_serve(int argc, char** argv) {
     std::cerr << "paligemma: cannot listen on " << o.host << ":" << o.port << ": " << why << "\n";
     return 1;
   }
-  const std::string dir = model_dir_from(args), vae_path = vae_path_from(args, dir);
+  const std::string dir = model_dir_from(args);
   o.model_name = std::filesystem::path(dir).filename().string();
   LoadOptions lo;
   lo.threads = int(args.get_int("--threads", 0, 1, 1024));
   lo.copy_weights = args.has("--no-mmap");
   lo.image_cache_bytes = size_t(args.get_int("--image-cache-mb", 256, 0, 1 << 20)) << 20;
-  std::unique_ptr<MaskDecoder> vae;
-  if (!vae_path.empty()) vae = std::make_unique<MaskDecoder>(load_mask_decoder(vae_path));
+  lo.mask_decoder_path = args.get("--vae");
   const auto engine = Engine::load(dir, lo);
-  return server::serve(*engine, vae.get(), o);
+  for (const std::string& note : engine->load_notes()) std::cerr << "paligemma: note: " << note << "\n";
+  return server::serve(*engine, engine->mask_decoder(), o);
 }
 
 }  // namespace pg::cli

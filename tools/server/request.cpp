@@ -9,7 +9,7 @@
 #include <set>
 #include <type_traits>
 
-#include "tasks/task_prompt.h"
+#include "paligemma/tasks.h"
 
 namespace pg::server {
 

@@ -27,8 +27,8 @@
 #include "tokenizer/tokenizer.h"
 #include "model/paligemma.h"
 #include "generate/scheduler.h"
-#include "tasks/detection.h"
-#include "tasks/segmentation.h"
+#include "../common/objects_json.h"
+#include "paligemma/tasks.h"
 
 namespace pg::server {
 
