@@ -19,29 +19,6 @@ namespace pg {
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-void check_decoding(const GenerateRequest& req, int64_t vocab) {
-  if (req.beams < 1) throw Error("beams must be at least 1 (1 is greedy decoding)");
-  if (int64_t(req.beams) * 4 > vocab)
-    throw Error("beams " + std::to_string(req.beams) + " is too many for a vocabulary of " + std::to_string(vocab) +
-                " (at most " + std::to_string(vocab / 4) + ")");
-  if (req.beams > 1 && req.sample) throw Error("beam search does not sample: use either beams > 1 or sampling");
-  if (!std::isfinite(req.length_penalty)) throw Error("length_penalty must be a finite number");
-  if (!(req.temperature >= 0) || !std::isfinite(req.temperature))
-    throw Error("temperature must be a finite number >= 0 (0 is greedy)");
-  if (req.top_k < 0) throw Error("top_k must be >= 0 (0 keeps every token)");
-  if (!(req.top_p > 0 && req.top_p <= 1)) throw Error("top_p must be in (0, 1]");
-  for (const std::string& s : req.stop)
-    if (s.empty()) throw Error("a stop string must not be empty");
-}
-
-// Start of the earliest occurrence of any of `stops` in `text`, or npos.
-size_t first_stop(const std::string& text, const std::vector<std::string>& stops) {
-  size_t first = std::string::npos;
-  for (const std::string& s : stops) first = std::min(first, text.find(s));
-  return first;
-}
-
 }  // namespace
 
 const char* finish_reason_name(FinishReason reason) {
@@ -50,6 +27,7 @@ const char* finish_reason_name(FinishReason reason) {
     case FinishReason::MaxTokens: return "max_tokens";
     case FinishReason::Stop: return "stop";
     case FinishReason::Length: return "length";
+    case FinishReason::Cancelled: return "cancelled";
   }
   return "max_tokens";
 }
@@ -60,6 +38,7 @@ struct Engine::Impl {
   std::unique_ptr<PaliGemmaModel> model;
   std::unique_ptr<ImageFeatureCache> image_cache;
   double load_seconds = 0;
+  int threads = 0;
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -89,6 +68,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& dir, const LoadOptions& 
   impl->model = std::make_unique<PaliGemmaModel>(config, bind_weights(config, impl->checkpoint->lookup()),
                                                  model_options);
   impl->image_cache = std::make_unique<ImageFeatureCache>(options.image_cache_bytes);
+  impl->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   impl->load_seconds = since(t0);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -127,7 +107,7 @@ std::string Engine::decode(const std::vector<int32_t>& ids) const { return impl_
 GenerateResult Engine::generate(const GenerateRequest& req, const std::function<void(int32_t)>& on_token) const {
   if (req.images.empty()) throw Error("PaliGemma needs at least one image");
   if (req.max_tokens < 0) throw Error("max_tokens must not be negative");
-  check_decoding(req, impl_->model->config().text.vocab);
+  check_decoding_options(req, impl_->model->config().text.vocab);
   const auto t_start = Clock::now();
   const PaliGemmaModel& model = *impl_->model;
   GenerateResult r;
@@ -152,7 +132,6 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
     throw Error("the prompt (" + std::to_string(r.prompt_tokens.size()) + " tokens with its images) leaves no room "
                 "for a new token in the model's " + std::to_string(limit) +
                 " positions; use fewer images or a shorter prompt");
-  const int64_t max_tokens = std::min(req.max_tokens, room);
 
   t0 = Clock::now();
   std::vector<float> image_rows;  // [images * image tokens, text hidden]
@@ -164,26 +143,22 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
 
   const std::vector<float> rows = model.embed_prompt(r.prompt_tokens, image_rows);
   DecodeOptions d;
-  d.max_tokens = max_tokens;
-  d.ignore_eos = req.ignore_eos;
+  static_cast<DecodingOptions&>(d) = req;
   d.keep_logits = req.keep_logits;
-  d.beams = req.beams;
-  d.length_penalty = req.length_penalty;
-  d.sample = req.sample;
-  d.sampling = {req.temperature, req.top_k, req.top_p};
-  d.seed = req.seed;
+  d.context_room = room;
+  d.cancelled = req.cancelled;
   const Tokenizer& tokenizer = *impl_->tokenizer;
   if (!req.stop.empty())
     d.stop_check = [&](const std::vector<int32_t>& tokens) {
-      return first_stop(tokenizer.decode(tokens), req.stop) != std::string::npos;
+      return stop_position(tokenizer.decode(tokens), req.stop) != std::string::npos;
     };
   Generation g = generate_tokens(model, rows, int64_t(r.prompt_tokens.size()), {tokenizer.eos_id()}, d, on_token);
   r.tokens = std::move(g.tokens);
   r.logits = std::move(g.logits);
-  r.finish_reason = g.finish == FinishReason::MaxTokens && max_tokens < req.max_tokens ? FinishReason::Length : g.finish;
+  r.finish_reason = g.finish;
   r.score = g.score;
   r.text = tokenizer.decode(r.tokens);
-  r.text = r.text.substr(0, first_stop(r.text, req.stop));
+  r.text = r.text.substr(0, stop_position(r.text, req.stop));
   tm.prefill_s = g.prefill_seconds;
   tm.ttft_s = tm.preprocess_s + tm.vision_s + tm.prefill_s;
   tm.decode_s = g.decode_seconds;
@@ -202,6 +177,7 @@ ModelInfo Engine::info() const {
   i.vocab_rows = c.text.vocab;
   i.text_hidden = c.text.hidden;
   i.text_layers = c.text.layers;
+  i.context_length = c.text.max_positions;
   i.weight_dtype = dtype_name(impl_->model->compute_dtype());
   return i;
 }
@@ -210,5 +186,6 @@ const PaliGemmaModel& Engine::model() const { return *impl_->model; }
 const Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }
 
 double Engine::load_seconds() const { return impl_->load_seconds; }
+int Engine::threads() const { return impl_->threads; }
 
 }  // namespace pg
