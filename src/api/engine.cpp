@@ -134,14 +134,11 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
                 " positions; use fewer images or a shorter prompt");
 
   t0 = Clock::now();
-  std::vector<float> image_rows;  // [images * image tokens, text hidden]
-  for (const ImageRGB8& input : inputs) {
-    const std::shared_ptr<const std::vector<float>> e = image_features(input);
-    image_rows.insert(image_rows.end(), e->begin(), e->end());
-  }
+  const std::vector<float> images =
+      image_rows([this](const ImageRGB8& input) { return image_features(input); }, inputs);
   tm.vision_s = since(t0);
 
-  const std::vector<float> rows = model.embed_prompt(r.prompt_tokens, image_rows);
+  const std::vector<float> rows = model.embed_prompt(r.prompt_tokens, images);
   DecodeOptions d;
   static_cast<DecodingOptions&>(d) = req;
   d.keep_logits = req.keep_logits;

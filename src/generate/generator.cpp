@@ -5,6 +5,15 @@
 
 namespace pg {
 
+std::vector<float> image_rows(const ImageFeatures& features, const std::vector<ImageRGB8>& model_inputs) {
+  std::vector<float> rows;
+  for (const ImageRGB8& image : model_inputs) {
+    const std::shared_ptr<const std::vector<float>> e = features(image);
+    rows.insert(rows.end(), e->begin(), e->end());
+  }
+  return rows;
+}
+
 Generation generate_tokens(const PaliGemmaModel& model, const std::vector<float>& prefix_rows, int64_t prefix_len,
                            const std::vector<int32_t>& eos_ids, const DecodeOptions& options,
                            const std::function<void(int32_t)>& on_token) {

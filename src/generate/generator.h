@@ -4,11 +4,13 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "generate/sequence.h"
 #include "model/paligemma.h"
 #include "paligemma/decoding.h"
+#include "paligemma/image.h"
 
 namespace pg {
 
@@ -22,6 +24,13 @@ struct Generation {
   double decode_seconds = 0;   // the remaining steps
   std::vector<double> step_seconds;  // each of those steps: from one token (beam search: step) to the next
 };
+
+// An image's features (projector output rows) at the model's resolution, e.g. Engine::image_features.
+using ImageFeatures = std::function<std::shared_ptr<const std::vector<float>>(const ImageRGB8& model_input)>;
+
+// The image rows of a prompt, [images * image tokens, text hidden]: each image's features in order, ready for
+// PaliGemmaModel::embed_prompt.
+std::vector<float> image_rows(const ImageFeatures& features, const std::vector<ImageRGB8>& model_inputs);
 
 // Greedy, sampling or beam search as `options` say, each sequence ending by FinishRules (an id of `eos_ids`,
 // a true stop_check, max_tokens, the context, cancellation). `on_token` (optional) sees each id as it is

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 
-#include "generate/generator.h"
 #include "paligemma/error.h"
 
 namespace pg {
@@ -128,17 +127,13 @@ bool Scheduler::advance(Running& r, std::vector<float> logits) {
   return true;
 }
 
-// The image features then the embedded prompt rows of a job.
-static std::vector<float> prompt_rows(const PaliGemmaModel& model, const Scheduler::ImageFeatures& features,
+// The embedded prompt rows of a job, after its image features.
+static std::vector<float> prompt_rows(const PaliGemmaModel& model, const ImageFeatures& features,
                                       const ServingJob& job, double& vision_s) {
   const double t0 = now_s();
-  std::vector<float> image_rows;  // [images * image tokens, text hidden]
-  for (const ImageRGB8& image : job.images) {
-    const std::shared_ptr<const std::vector<float>> e = features(image);
-    image_rows.insert(image_rows.end(), e->begin(), e->end());
-  }
+  const std::vector<float> images = image_rows(features, job.images);
   vision_s = now_s() - t0;
-  return model.embed_prompt(job.prompt_ids, image_rows);
+  return model.embed_prompt(job.prompt_ids, images);
 }
 
 void Scheduler::beam_search(ServingJob& job, double queued_s) {

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "generate/generator.h"
 #include "generate/sequence.h"
 #include "model/paligemma.h"
 #include "paligemma/image.h"
@@ -49,8 +50,7 @@ struct ServingJob {
 
 class Scheduler {
  public:
-  // An image's features (projector output rows), e.g. Engine::image_features with its cache.
-  using ImageFeatures = std::function<std::shared_ptr<const std::vector<float>>(const ImageRGB8& model_input)>;
+  using ImageFeatures = pg::ImageFeatures;  // e.g. Engine::image_features with its cache
   // max_queue: jobs waiting for a slot; max_batch: sequences decoded together; threads: the OpenMP threads
   // of the worker's passes (0: OpenMP's default).
   Scheduler(const PaliGemmaModel& model, ImageFeatures image_features, size_t max_queue, size_t max_batch,
