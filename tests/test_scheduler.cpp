@@ -170,6 +170,9 @@ TEST(Batch, EveryDecodingGivesTheEngineResult) {
   }
   EXPECT_EQ(batch.stats().finished, requests.size());
   EXPECT_THROW(batch.submit(GenerateRequest{}, {}), Error);  // no image
+  GenerateRequest inconsistent = requests[0];
+  inconsistent.images[0].pixels.pop_back();
+  EXPECT_THROW(batch.submit(inconsistent, {}), Error);
 }
 
 TEST(Batch, CancelledEndsWithItsReason) {

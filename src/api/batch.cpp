@@ -27,7 +27,12 @@ bool Batch::submit(const GenerateRequest& request, BatchCallbacks callbacks) {
   const ModelInfo info = engine.info();
   check_decoding_options(request, info.vocab_rows);
   auto job = std::make_shared<ServingJob>();
-  for (const ImageRGB8& image : request.images) job->images.push_back(engine.model_input(image));
+  for (const ImageRGB8& image : request.images) {
+    if (image.width <= 0 || image.height <= 0 || image.pixels.size() != size_t(image.width) * image.height * 3)
+      throw Error("an input image is empty or inconsistent (" + std::to_string(image.width) + "x" +
+                  std::to_string(image.height) + ")");
+    job->images.push_back(engine.model_input(image));
+  }
   std::vector<int32_t> prompt_tokens = engine.prompt_ids(request.images.size(), request.prompt);
   const int64_t room = info.context_length - int64_t(prompt_tokens.size());
   if (room < 1)
