@@ -71,10 +71,10 @@ TEST(DecodingOptions, ErrorsNameTheFieldAsSpelled) {
     return std::string();
   };
   EXPECT_EQ(message([] { decoding_options_from_json({{"top_k", -1}}); }),
-            "\"top_k\" must be a whole number from 0 to 2147483648");
-  EXPECT_EQ(message([] { from_flags({{"--top-k", {"x"}}}); }), "--top-k must be a whole number from 0 to 2147483648");
+            "\"top_k\" must be a whole number from 0 to 2147483648, got -1");
+  EXPECT_EQ(message([] { from_flags({{"--top-k", {"x"}}}); }), "--top-k must be a whole number from 0 to 2147483648, got \"x\"");
   EXPECT_EQ(message([] { decoding_options_from_json({{"max_completion_tokens", 0}}, {}, "max_completion_tokens"); }),
-            "\"max_completion_tokens\" must be a whole number from 1 to 1048576");
+            "\"max_completion_tokens\" must be a whole number from 1 to 1048576, got 0");
   EXPECT_NE(message([] { decoding_options_from_json({{"seed", 1}}); }).find("applies to sampling only"),
             std::string::npos);
   EXPECT_NE(message([] { from_flags({{"--beams", {"2"}}, {"--top-p", {"0.5"}}}); }).find("does not sample"),
@@ -83,13 +83,15 @@ TEST(DecodingOptions, ErrorsNameTheFieldAsSpelled) {
             std::string::npos);
   EXPECT_EQ(message([] { decoding_options_from_json({{"stop", {""}}}); }), "a stop string must not be empty");
   EXPECT_EQ(message([] { decoding_options_from_json({{"temperature", 101}}); }),
-            "\"temperature\" must be a number from 0 (greedy) to 100");
+            "\"temperature\" must be a number from 0 (greedy) to 100, got 101");
   EXPECT_EQ(message([] { decoding_options_from_json({{"max_tokens", 2.5}}); }),
-            "\"max_tokens\" must be a whole number from 1 to 1048576");
+            "\"max_tokens\" must be a whole number from 1 to 1048576, got 2.5");
   EXPECT_EQ(message([] { decoding_options_from_json({{"max_tokens", 1e300}}); }),
-            "\"max_tokens\" must be a whole number from 1 to 1048576");
+            "\"max_tokens\" must be a whole number from 1 to 1048576, got 1e+300");
   EXPECT_EQ(message([] { decoding_options_from_json({{"max_tokens", 2000}}, DecodingLimits{1024}); }),
-            "\"max_tokens\" must be a whole number from 1 to 1024");
+            "\"max_tokens\" must be a whole number from 1 to 1024, got 2000");
+  EXPECT_EQ(message([] { decoding_options_from_json({{"beams", std::string(100, '9')}}); }),
+            "\"beams\" must be a whole number from 1 to 8, got \"" + std::string(39, '9') + "...");
 }
 
 }  // namespace

@@ -31,13 +31,19 @@ class Fields {
   }
   bool has(const std::string& key) const { return find(key) != nullptr; }
   [[noreturn]] void fail(const std::string& message) const { throw DecodingOptionsError(message); }
+  // ", got VALUE" for a message, cut short: a request body may hold megabytes where a number belongs.
+  static std::string got(const json& value) {
+    const std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+    return ", got " + (text.size() > 40 ? text.substr(0, 40) + "..." : text);
+  }
 
   // A whole number in [lo, hi]; json's own get<>() would cast 2.5 or wrap 1e300.
   template <typename T>
   T whole(const std::string& key, T fallback, T lo, T hi) const {
     const json* v = find(key);
     if (!v) return fallback;
-    const std::string bad = name(key) + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi);
+    const std::string bad =
+        name(key) + " must be a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) + got(*v);
     if (v->is_number_unsigned()) {
       const uint64_t u = v->get<uint64_t>();
       if (u > uint64_t(hi) || (lo > 0 && u < uint64_t(lo))) fail(bad);
@@ -60,13 +66,13 @@ class Fields {
   double number(const std::string& key, double fallback, const std::string& range, bool (*in_range)(double)) const {
     const json* v = find(key);
     if (!v) return fallback;
-    if (!v->is_number() || !in_range(v->get<double>())) fail(name(key) + " must be a number " + range);
+    if (!v->is_number() || !in_range(v->get<double>())) fail(name(key) + " must be a number " + range + got(*v));
     return v->get<double>();
   }
   bool boolean(const std::string& key) const {
     const json* v = find(key);
     if (!v) return false;
-    if (!v->is_boolean()) fail(name(key) + " must be true or false");
+    if (!v->is_boolean()) fail(name(key) + " must be true or false" + got(*v));
     return v->get<bool>();
   }
   std::vector<std::string> strings(const std::string& key) const {
