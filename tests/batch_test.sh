@@ -123,7 +123,28 @@ cp "$TMP/full.jsonl" "$TMP/before"
 check "complete output: exit 0" [ $? -eq 0 ]
 check "complete output: unchanged" cmp -s "$TMP/before" "$TMP/full.jsonl"
 
-# 5. Usage and file errors: one line on stderr.
+# 5. The same decoding options mean the same thing as `generate`'s flags (one parser): top_k alone samples,
+# beams above 8 are refused by both.
+cat >"$TMP/same.jsonl" <<'EOF'
+{"id": "topk", "image": "shapes_a.png", "prompt": "caption en", "max_tokens": 6, "top_k": 40, "seed": 3}
+{"id": "beams9", "image": "shapes_a.png", "prompt": "caption en", "beams": 9}
+EOF
+"$BIN" batch --model "$MODEL" --input "$TMP/same.jsonl" --output "$TMP/same_out.jsonl" 2>/dev/null
+"$BIN" generate --model "$MODEL" --image "$TMP/shapes_a.png" --prompt "caption en" --max-tokens 6 --top-k 40 --seed 3 \
+  --json >"$TMP/topk.json" 2>/dev/null
+"$BIN" generate --model "$MODEL" --image "$TMP/shapes_a.png" --prompt "caption en" --beams 9 >/dev/null 2>"$TMP/beams9.err"
+beams9_rc=$?
+check "batch top_k alone == generate --top-k" python3 -c '
+import json, sys
+r = {x["id"]: x for x in map(json.loads, open(sys.argv[1]))}
+assert r["topk"]["tokens"] == json.load(open(sys.argv[2]))["tokens"]' "$TMP/same_out.jsonl" "$TMP/topk.json"
+check "beams 9: bad_request in batch, usage error in generate" python3 -c '
+import json, sys
+r = {x["id"]: x for x in map(json.loads, open(sys.argv[1]))}
+assert r["beams9"]["error"]["code"] == "bad_request" and "from 1 to 8" in r["beams9"]["error"]["message"]
+assert sys.argv[2] == "2" and "from 1 to 8" in open(sys.argv[3]).read()' "$TMP/same_out.jsonl" "$beams9_rc" "$TMP/beams9.err"
+
+# 6. Usage and file errors: one line on stderr.
 one_line_error() {  # one_line_error EXPECTED_RC TEXT ARGS...
   local want=$1 text=$2; shift 2
   "$BIN" batch "$@" >/dev/null 2>"$TMP/err"
@@ -139,7 +160,7 @@ check "foreign output file" one_line_error 1 "not a result line" --model "$MODEL
 check "input == output" one_line_error 2 "same file" --model "$MODEL" --input "$TMP/requests.jsonl" \
   --output "$TMP/requests.jsonl"
 
-# 6. Detection / segmentation text: the result carries the same "objects" (boxes, seg codes, masks from --vae) as
+# 7. Detection / segmentation text: the result carries the same "objects" (boxes, seg codes, masks from --vae) as
 # `generate --json` (the reference case's greedy text holds <loc> pieces).
 LOC_CASE="$FIX/cases/pg2_loc_detect"
 LOC_PROMPT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompt"])' "$LOC_CASE/case.json")

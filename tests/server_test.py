@@ -280,6 +280,18 @@ def main():
         check("beam stream text per token", 2 <= shared < len(expected) and
               [t["text"] for t in beam[:shared]] == pieces[:shared], (beam, pieces))
 
+        # One reading of the decoding options (tools/common/decoding_options.h): top_k alone samples here as it
+        # does in `paligemma generate`, and the beam limit (8) is the CLI's too.
+        st, body, _ = srv.request("POST", "/v1/generate", dict(ok_body, top_k=40, seed=3), key=KEY)
+        check("top_k alone samples, as the CLI", st == 200 and
+              body["tokens"] == cli_tokens([IMAGES[0]], "caption en", 6, ["--top-k", "40", "--seed", "3"]) and
+              body["tokens"] != expected, (st, body))
+        st, body, _ = srv.request("POST", "/v1/generate", dict(ok_body, beams=9), key=KEY)
+        cli_beams = subprocess.run([BIN, "generate", "--model", MODEL, "--image", IMAGES[0], "--prompt", "caption en",
+                                    "--beams", "9"], capture_output=True, text=True)
+        check("beams 9 refused here and by the CLI", st == 400 and cli_beams.returncode == 2 and
+              "from 1 to 8" in body["error"]["message"] and "from 1 to 8" in cli_beams.stderr, (st, body, cli_beams.stderr))
+
         # OpenAI-compatible chat: non-streaming and streaming.
         chat = {"model": "pg2_f32", "max_tokens": 6, "messages": [{"role": "user", "content": [
             {"type": "text", "text": "caption en"},

@@ -13,9 +13,10 @@ enum class FinishReason {
   MaxTokens,  // max_tokens tokens were generated
   Stop,       // the text reached one of the stop strings
   Length,     // the model's positions ran out before max_tokens
+  Cancelled,  // the caller's cancellation callback said so (GenerateRequest::cancelled)
 };
 
-// "eos", "max_tokens", "stop", "length": the names the command line and the server print.
+// "eos", "max_tokens", "stop", "length", "cancelled": the names the command line and the server print.
 const char* finish_reason_name(FinishReason reason);
 
 // Decoding; the defaults are greedy. docs/cli.md "Decoding, video and batch" describes each choice.
@@ -31,5 +32,8 @@ struct DecodingOptions {
   uint64_t seed = 0;              // sampling: seed of the std::mt19937_64; the same seed gives the same tokens
   std::vector<std::string> stop;  // end once the text contains one of these; `text` is cut before it
 };
+
+// Where the earliest of `stops` begins in `text`, or std::string::npos: a generation's text is cut there.
+size_t stop_position(const std::string& text, const std::vector<std::string>& stops);
 
 }  // namespace pg

@@ -55,9 +55,13 @@ struct GenerateRequest : DecodingOptions {
   std::vector<ImageRGB8> images;  // one or more (image-major, like NLVR2 pairs or video frames)
   std::string prompt;             // e.g. "caption en", "detect cat ; dog"
   bool keep_logits = false;       // return the logits of every step
+  // Polled between decoding steps: true ends the generation with FinishReason::Cancelled, keeping the
+  // tokens so far (a client that went away, a user's stop button). Called on the generating thread.
+  std::function<bool()> cancelled;
 };
 
 struct Timings {
+  double queued_s = 0;      // pg::Batch: waiting for a slot (Engine::generate: 0)
   double preprocess_s = 0;  // resize to the model's resolution
   double vision_s = 0;      // normalize + SigLIP + projector (about 0 for images whose features were kept)
   double prefill_s = 0;     // decoder over the prefix, up to the first token
@@ -88,6 +92,7 @@ struct ModelInfo {
   int64_t vocab_rows = 0;
   int64_t text_hidden = 0;
   int64_t text_layers = 0;
+  int64_t context_length = 0;  // positions for image tokens, prompt and new tokens together
   std::string weight_dtype;
 };
 

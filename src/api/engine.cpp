@@ -20,29 +20,6 @@ namespace pg {
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-void check_decoding(const GenerateRequest& req, int64_t vocab) {
-  if (req.beams < 1) throw Error("beams must be at least 1 (1 is greedy decoding)");
-  if (int64_t(req.beams) * 4 > vocab)
-    throw Error("beams " + std::to_string(req.beams) + " is too many for a vocabulary of " + std::to_string(vocab) +
-                " (at most " + std::to_string(vocab / 4) + ")");
-  if (req.beams > 1 && req.sample) throw Error("beam search does not sample: use either beams > 1 or sampling");
-  if (!std::isfinite(req.length_penalty)) throw Error("length_penalty must be a finite number");
-  if (!(req.temperature >= 0) || !std::isfinite(req.temperature))
-    throw Error("temperature must be a finite number >= 0 (0 is greedy)");
-  if (req.top_k < 0) throw Error("top_k must be >= 0 (0 keeps every token)");
-  if (!(req.top_p > 0 && req.top_p <= 1)) throw Error("top_p must be in (0, 1]");
-  for (const std::string& s : req.stop)
-    if (s.empty()) throw Error("a stop string must not be empty");
-}
-
-// Start of the earliest occurrence of any of `stops` in `text`, or npos.
-size_t first_stop(const std::string& text, const std::vector<std::string>& stops) {
-  size_t first = std::string::npos;
-  for (const std::string& s : stops) first = std::min(first, text.find(s));
-  return first;
-}
-
 }  // namespace
 
 const char* finish_reason_name(FinishReason reason) {
@@ -51,6 +28,7 @@ const char* finish_reason_name(FinishReason reason) {
     case FinishReason::MaxTokens: return "max_tokens";
     case FinishReason::Stop: return "stop";
     case FinishReason::Length: return "length";
+    case FinishReason::Cancelled: return "cancelled";
   }
   return "max_tokens";
 }
@@ -136,7 +114,7 @@ std::string Engine::decode(const std::vector<int32_t>& ids) const { return impl_
 GenerateResult Engine::generate(const GenerateRequest& req, const std::function<void(int32_t)>& on_token) const {
   if (req.images.empty()) throw Error("PaliGemma needs at least one image");
   if (req.max_tokens < 0) throw Error("max_tokens must not be negative");
-  check_decoding(req, impl_->model->config().text.vocab);
+  check_decoding_options(req, impl_->model->config().text.vocab);
   const ScopedThreadCount thread_count(impl_->threads);
   const auto t_start = Clock::now();
   const PaliGemmaModel& model = *impl_->model;
@@ -162,38 +140,30 @@ GenerateResult Engine::generate(const GenerateRequest& req, const std::function<
     throw Error("the prompt (" + std::to_string(r.prompt_tokens.size()) + " tokens with its images) leaves no room "
                 "for a new token in the model's " + std::to_string(limit) +
                 " positions; use fewer images or a shorter prompt");
-  const int64_t max_tokens = std::min(req.max_tokens, room);
 
   t0 = Clock::now();
-  std::vector<float> image_rows;  // [images * image tokens, text hidden]
-  for (const ImageRGB8& input : inputs) {
-    const std::shared_ptr<const std::vector<float>> e = image_features(input);
-    image_rows.insert(image_rows.end(), e->begin(), e->end());
-  }
+  const std::vector<float> images =
+      image_rows([this](const ImageRGB8& input) { return image_features(input); }, inputs);
   tm.vision_s = since(t0);
 
-  const std::vector<float> rows = model.embed_prompt(r.prompt_tokens, image_rows);
+  const std::vector<float> rows = model.embed_prompt(r.prompt_tokens, images);
   DecodeOptions d;
-  d.max_tokens = max_tokens;
-  d.ignore_eos = req.ignore_eos;
+  static_cast<DecodingOptions&>(d) = req;
   d.keep_logits = req.keep_logits;
-  d.beams = req.beams;
-  d.length_penalty = req.length_penalty;
-  d.sample = req.sample;
-  d.sampling = {req.temperature, req.top_k, req.top_p};
-  d.seed = req.seed;
+  d.context_room = room;
+  d.cancelled = req.cancelled;
   const Tokenizer& tokenizer = *impl_->tokenizer;
   if (!req.stop.empty())
     d.stop_check = [&](const std::vector<int32_t>& tokens) {
-      return first_stop(tokenizer.decode(tokens), req.stop) != std::string::npos;
+      return stop_position(tokenizer.decode(tokens), req.stop) != std::string::npos;
     };
   Generation g = generate_tokens(model, rows, int64_t(r.prompt_tokens.size()), {tokenizer.eos_id()}, d, on_token);
   r.tokens = std::move(g.tokens);
   r.logits = std::move(g.logits);
-  r.finish_reason = g.finish == FinishReason::MaxTokens && max_tokens < req.max_tokens ? FinishReason::Length : g.finish;
+  r.finish_reason = g.finish;
   r.score = g.score;
   r.text = tokenizer.decode(r.tokens);
-  r.text = r.text.substr(0, first_stop(r.text, req.stop));
+  r.text = r.text.substr(0, stop_position(r.text, req.stop));
   r.objects = decode_objects(r.text, req.images[0].width, req.images[0].height, impl_->mask_decoder.get());
   tm.prefill_s = g.prefill_seconds;
   tm.ttft_s = tm.preprocess_s + tm.vision_s + tm.prefill_s;
@@ -213,6 +183,7 @@ ModelInfo Engine::info() const {
   i.vocab_rows = c.text.vocab;
   i.text_hidden = c.text.hidden;
   i.text_layers = c.text.layers;
+  i.context_length = c.text.max_positions;
   i.weight_dtype = dtype_name(impl_->model->compute_dtype());
   return i;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 
 #include "generate/step_clock.h"
 
@@ -72,19 +73,23 @@ std::vector<Candidate> top_continuations(const std::vector<std::vector<float>>& 
 Generation beam_search(const PaliGemmaModel& model, const std::vector<float>& prefix_rows, int64_t prefix_len,
                        const std::vector<int32_t>& eos_ids, const DecodeOptions& options) {
   Generation g;
-  if (options.max_tokens <= 0) return g;
+  const FinishRules rules(options, eos_ids);
+  const int64_t limit = rules.token_limit();
+  if (limit == 0) {
+    g.finish = rules.limit_reason();
+    return g;
+  }
   const size_t K = size_t(options.beams);
-  const std::vector<int32_t> eos = options.ignore_eos ? std::vector<int32_t>{} : eos_ids;
-  const size_t keep_count = std::max<size_t>(2, 1 + eos.size()) * K;
+  const size_t keep_count = std::max<size_t>(2, 1 + (options.ignore_eos ? 0 : eos_ids.size())) * K;
   auto length_norm = [&](int64_t length) { return float(std::pow(double(length), options.length_penalty)); };
 
   StepClock clock;
   std::vector<RunningBeam> running(
-      1, RunningBeam{nullptr, 0.f, KVCache(model.config().text, prefix_len + options.max_tokens), {}});
+      1, RunningBeam{nullptr, 0.f, KVCache(model.config().text, prefix_len + limit), {}});
   running[0].hidden = model.forward(running[0].cache, prefix_rows.data(), prefix_len);
   std::vector<Finished> finished;  // best first, at most K
 
-  for (int64_t step = 0; step < options.max_tokens; ++step) {
+  for (int64_t step = 0; step < limit; ++step) {
     const int64_t length = step + 1;  // tokens in every continuation of this step
     // All running beams in one pass over the output projection.
     std::vector<std::vector<float>> hidden;
@@ -109,17 +114,9 @@ Generation beam_search(const PaliGemmaModel& model, const std::vector<float>& pr
       const Candidate& c = candidates[i];
       auto node = std::make_shared<const Node>(
           Node{c.token, running[c.beam].last, options.keep_logits ? logits[c.beam] : nullptr});
-      FinishReason reason = FinishReason::MaxTokens;
-      bool ends = length >= options.max_tokens;
-      if (std::find(eos.begin(), eos.end(), c.token) != eos.end()) {
-        ends = true;
-        reason = FinishReason::Eos;
-      } else if (options.stop_check && options.stop_check(tokens_of(node.get()))) {
-        ends = true;
-        reason = FinishReason::Stop;
-      }
-      if (ends) {
-        if (i < K) finished.push_back({node, c.score / length_norm(length), reason});
+      const std::optional<FinishReason> reason = rules.after(c.token, length, [&] { return tokens_of(node.get()); });
+      if (reason) {
+        if (i < K) finished.push_back({node, c.score / length_norm(length), *reason});
       } else {
         all_ended = false;
         if (next.size() < K) next.push_back({std::move(node), c.score, c.beam});
@@ -132,6 +129,11 @@ Generation beam_search(const PaliGemmaModel& model, const std::vector<float>& pr
 
     if (all_ended || next.empty()) break;
     if (finished.size() == K && next[0].score / length_norm(length) <= finished.back().score) break;
+    if (rules.cancelled()) {
+      // The best hypothesis so far: the best running one, as if it ended here.
+      finished.insert(finished.begin(), {next[0].last, next[0].score / length_norm(length), FinishReason::Cancelled});
+      break;
+    }
 
     // Each new beam continues its parent's cache: moved to its last successor, copied to the others.
     std::vector<size_t> successors(running.size(), 0);

@@ -1,12 +1,18 @@
 #include "generate/generator.h"
 
-#include <algorithm>
-#include <random>
-
 #include "generate/beam_search.h"
 #include "generate/step_clock.h"
 
 namespace pg {
+
+std::vector<float> image_rows(const ImageFeatures& features, const std::vector<ImageRGB8>& model_inputs) {
+  std::vector<float> rows;
+  for (const ImageRGB8& image : model_inputs) {
+    const std::shared_ptr<const std::vector<float>> e = features(image);
+    rows.insert(rows.end(), e->begin(), e->end());
+  }
+  return rows;
+}
 
 Generation generate_tokens(const PaliGemmaModel& model, const std::vector<float>& prefix_rows, int64_t prefix_len,
                            const std::vector<int32_t>& eos_ids, const DecodeOptions& options,
@@ -18,33 +24,26 @@ Generation generate_tokens(const PaliGemmaModel& model, const std::vector<float>
     return g;
   }
   Generation g;
-  if (options.max_tokens <= 0) return g;
-  const bool sampling = options.sample && options.sampling.temperature > 0;
-  std::mt19937_64 rng(options.seed);
-  KVCache cache(model.config().text, prefix_len + options.max_tokens);
+  Sequence seq(model.config().text, prefix_len, options, eos_ids);
+  if (seq.finished() || seq.check_cancelled()) {
+    g.finish = seq.finish_reason();
+    return g;
+  }
   StepClock clock;
-  std::vector<float> hidden = model.forward(cache, prefix_rows.data(), prefix_len);
-  for (int64_t step = 0; step < options.max_tokens; ++step) {
-    std::vector<float> logits = model.logits(hidden);
-    const int32_t next = sampling ? draw_token(filtered_distribution(logits, options.sampling), rng) : argmax(logits);
-    if (options.keep_logits) g.logits.push_back(std::move(logits));
-    g.tokens.push_back(next);
-    g.steps = step + 1;
+  std::vector<float> hidden = model.forward(seq.cache(), prefix_rows.data(), prefix_len);
+  for (;;) {
+    const int32_t next = seq.choose(model.logits(hidden));
+    g.steps = int64_t(seq.tokens().size());
     clock.step_done(g);
     if (on_token) on_token(next);
-    if (!options.ignore_eos && std::find(eos_ids.begin(), eos_ids.end(), next) != eos_ids.end()) {
-      g.finish = FinishReason::Eos;
-      break;
-    }
-    if (options.stop_check && options.stop_check(g.tokens)) {
-      g.finish = FinishReason::Stop;
-      break;
-    }
-    if (step + 1 == options.max_tokens) break;
+    if (seq.finished() || seq.check_cancelled()) break;
     const std::vector<float> row = model.embed_token(next);
-    hidden = model.forward(cache, row.data(), 1);
+    hidden = model.forward(seq.cache(), row.data(), 1);
   }
   clock.finish(g);
+  g.tokens = seq.tokens();
+  g.logits = std::move(seq.logits());
+  g.finish = seq.finish_reason();
   return g;
 }
 

@@ -1,5 +1,7 @@
 #include "generate/scheduler.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -12,27 +14,25 @@ namespace {
 constexpr size_t kMaxPrefillRows = 4096;
 using Clock = std::chrono::steady_clock;
 double now_s() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
-
-int32_t argmax(const std::vector<float>& logits) {
-  return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-}
+const char* const kShuttingDown = "the server is shutting down";
 }  // namespace
 
-struct Scheduler::Sequence {
+struct Scheduler::Running {
   std::shared_ptr<ServingJob> job;
-  KVCache cache;
-  std::vector<int32_t> tokens;
+  Sequence seq;
   ServingTimings timings;
   double decode_start = 0;
-  Sequence(std::shared_ptr<ServingJob> j, const TextConfig& c)
-      : job(std::move(j)), cache(c, int64_t(job->prompt_ids.size()) + job->max_tokens) {}
+  Running(std::shared_ptr<ServingJob> j, const TextConfig& c)
+      : job(std::move(j)), seq(c, int64_t(job->prompt_ids.size()), job->options, job->eos_ids) {}
 };
 
-Scheduler::Scheduler(const PaliGemmaModel& model, ImageFeatures image_features, size_t max_queue, size_t max_batch)
+Scheduler::Scheduler(const PaliGemmaModel& model, ImageFeatures image_features, size_t max_queue, size_t max_batch,
+                     int threads)
     : model_(model),
       image_features_(std::move(image_features)),
       max_queue_(max_queue),
-      max_batch_(std::max<size_t>(1, max_batch)) {
+      max_batch_(std::max<size_t>(1, max_batch)),
+      threads_(threads) {
   worker_ = std::thread([this] { run(); });
 }
 
@@ -43,7 +43,7 @@ Scheduler::~Scheduler() {
   }
   wake_.notify_all();
   worker_.join();
-  for (auto& [job, t] : queue_) job->on_done({}, {}, "the server is shutting down");
+  for (auto& [job, t] : queue_) job->on_done(ServingOutcome{{}, FinishReason::MaxTokens, 0, {}, kShuttingDown});
 }
 
 bool Scheduler::submit(std::shared_ptr<ServingJob> job) {
@@ -62,6 +62,8 @@ size_t Scheduler::queued() const {
 }
 
 void Scheduler::run() {
+  // OpenMP's thread count is per thread: the one the engine was loaded with applies here too.
+  if (threads_ > 0) omp_set_num_threads(threads_);
   for (;;) {
     std::vector<std::pair<std::shared_ptr<ServingJob>, double>> admitted;
     {
@@ -92,7 +94,8 @@ void Scheduler::run() {
       add_work(0, now_s() - t0, tokens);
     }
   }
-  for (auto& seq : active_) seq->job->on_done(seq->tokens, seq->timings, "the server is shutting down");
+  for (auto& r : active_)
+    report(*r->job, ServingOutcome{r->seq.tokens(), r->seq.finish_reason(), 0, r->timings, kShuttingDown});
   active_.clear();
   running_ = 0;
 }
@@ -109,73 +112,86 @@ Scheduler::WorkTotals Scheduler::work_totals() const {
   return totals_;
 }
 
-bool Scheduler::accept(Sequence& seq, int32_t token) {
-  seq.tokens.push_back(token);
-  const ServingJob& job = *seq.job;
-  const bool keep_going = job.on_token ? job.on_token(token) : true;
-  const bool gone = job.cancelled && job.cancelled();
-  const bool finished = !keep_going || (token == job.eos_id && !job.ignore_eos) ||
-                        int64_t(seq.tokens.size()) >= job.max_tokens || gone;
-  if (finished) {
-    ++finished_;
-    if (gone) ++cancelled_;
-    if (seq.tokens.size() > 1) seq.timings.decode_s = now_s() - seq.decode_start;
-    job.on_done(seq.tokens, seq.timings, "");
-  }
-  return finished;
+void Scheduler::report(ServingJob& job, ServingOutcome outcome) {
+  ++finished_;
+  if (outcome.error.empty() && outcome.finish == FinishReason::Cancelled) ++cancelled_;
+  job.on_done(outcome);
+}
+
+bool Scheduler::advance(Running& r, std::vector<float> logits) {
+  const int32_t token = r.seq.choose(std::move(logits));
+  if (r.job->on_token) r.job->on_token(token);
+  if (!r.seq.check_cancelled()) return false;
+  if (r.seq.tokens().size() > 1) r.timings.decode_s = now_s() - r.decode_start;
+  report(*r.job, ServingOutcome{r.seq.tokens(), r.seq.finish_reason(), 0, r.timings, ""});
+  return true;
+}
+
+// The embedded prompt rows of a job, after its image features.
+static std::vector<float> prompt_rows(const PaliGemmaModel& model, const ImageFeatures& features,
+                                      const ServingJob& job, double& vision_s) {
+  const double t0 = now_s();
+  const std::vector<float> images = image_rows(features, job.images);
+  vision_s = now_s() - t0;
+  return model.embed_prompt(job.prompt_ids, images);
+}
+
+void Scheduler::beam_search(ServingJob& job, double queued_s) {
+  ServingOutcome out;
+  out.timings.queued_s = queued_s;
+  const std::vector<float> rows = prompt_rows(model_, image_features_, job, out.timings.vision_s);
+  Generation g = generate_tokens(model_, rows, int64_t(job.prompt_ids.size()), job.eos_ids, job.options);
+  for (int32_t t : g.tokens)
+    if (job.on_token) job.on_token(t);
+  out.tokens = std::move(g.tokens);
+  out.finish = g.finish;
+  out.score = g.score;
+  out.timings.prefill_s = g.prefill_seconds;
+  out.timings.decode_s = g.decode_seconds;
+  report(job, std::move(out));
 }
 
 void Scheduler::start(std::vector<std::pair<std::shared_ptr<ServingJob>, double>> jobs) {
-  std::vector<std::unique_ptr<Sequence>> fresh;
+  std::vector<std::unique_ptr<Running>> fresh;
   std::vector<std::vector<float>> prompts;
   for (auto& [job, queued_s] : jobs) {
     try {
-      if (job->exclusive) {
-        job->exclusive();
+      auto r = std::make_unique<Running>(job, model_.config().text);
+      r->timings.queued_s = queued_s;
+      if (r->seq.finished() || r->seq.check_cancelled()) {
+        report(*job, ServingOutcome{{}, r->seq.finish_reason(), 0, r->timings, ""});
         continue;
       }
-      if (job->cancelled && job->cancelled()) {
-        job->on_done({}, {}, "cancelled");
+      if (job->options.beams > 1) {
+        beam_search(*job, queued_s);
         continue;
       }
-      auto seq = std::make_unique<Sequence>(job, model_.config().text);
-      seq->timings.queued_s = queued_s;
-      const double t0 = now_s();
-      std::vector<float> image_rows;  // [images * image tokens, text hidden]
-      for (const ImageRGB8& image : job->images) {
-        const std::shared_ptr<const std::vector<float>> e = image_features_(image);
-        image_rows.insert(image_rows.end(), e->begin(), e->end());
-      }
-      seq->timings.vision_s = now_s() - t0;
-      prompts.push_back(model_.embed_prompt(job->prompt_ids, image_rows));
-      fresh.push_back(std::move(seq));
+      prompts.push_back(prompt_rows(model_, image_features_, *job, r->timings.vision_s));
+      fresh.push_back(std::move(r));
     } catch (const std::exception& e) {
-      job->on_done({}, {}, e.what());
+      report(*job, ServingOutcome{{}, FinishReason::MaxTokens, 0, {}, e.what()});
     }
   }
   if (fresh.empty()) return;
-  std::vector<int32_t> first_tokens;
+  std::vector<float> logits;
   double prefill_s = 0;
   try {
     const double t0 = now_s();
     std::vector<KVCache*> caches;
-    for (auto& seq : fresh) caches.push_back(&seq->cache);
-    const std::vector<float> logits = model_.logits_batch(model_.prefill_batch(caches, prompts));
-    const size_t vocab = logits.size() / fresh.size();
+    for (auto& r : fresh) caches.push_back(&r->seq.cache());
+    logits = model_.logits_batch(model_.prefill_batch(caches, prompts));
     prefill_s = now_s() - t0;
-    for (size_t b = 0; b < fresh.size(); ++b) {
-      std::vector<float> row(logits.begin() + int64_t(b * vocab), logits.begin() + int64_t((b + 1) * vocab));
-      first_tokens.push_back(fresh[b]->job->choose ? fresh[b]->job->choose(row) : argmax(row));
-    }
   } catch (const std::exception& e) {
-    for (auto& seq : fresh) seq->job->on_done({}, {}, e.what());
+    for (auto& r : fresh) report(*r->job, ServingOutcome{{}, FinishReason::MaxTokens, 0, r->timings, e.what()});
     return;
   }
+  const size_t vocab = logits.size() / fresh.size();
   const double decode_start = now_s();
   for (size_t b = 0; b < fresh.size(); ++b) {
     fresh[b]->timings.prefill_s = prefill_s;
     fresh[b]->decode_start = decode_start;
-    if (!accept(*fresh[b], first_tokens[b])) active_.push_back(std::move(fresh[b]));
+    std::vector<float> row(logits.begin() + int64_t(b * vocab), logits.begin() + int64_t((b + 1) * vocab));
+    if (!advance(*fresh[b], std::move(row))) active_.push_back(std::move(fresh[b]));
   }
   running_ = active_.size();
 }
@@ -183,25 +199,24 @@ void Scheduler::start(std::vector<std::pair<std::shared_ptr<ServingJob>, double>
 void Scheduler::step() {
   std::vector<KVCache*> caches;
   std::vector<float> rows;
-  for (auto& seq : active_) {
-    caches.push_back(&seq->cache);
-    const std::vector<float> row = model_.embed_token(seq->tokens.back());
+  for (auto& r : active_) {
+    caches.push_back(&r->seq.cache());
+    const std::vector<float> row = model_.embed_token(r->seq.tokens().back());
     rows.insert(rows.end(), row.begin(), row.end());
   }
   try {
     const std::vector<std::vector<float>> hidden = model_.forward_batch(caches, rows.data());
     const std::vector<float> logits = model_.logits_batch(hidden);
     const size_t vocab = logits.size() / active_.size();
-    std::vector<std::unique_ptr<Sequence>> still_running;
+    std::vector<std::unique_ptr<Running>> still_running;
     for (size_t b = 0; b < active_.size(); ++b) {
-      Sequence& seq = *active_[b];
       std::vector<float> row(logits.begin() + int64_t(b * vocab), logits.begin() + int64_t((b + 1) * vocab));
-      const int32_t token = seq.job->choose ? seq.job->choose(row) : argmax(row);
-      if (!accept(seq, token)) still_running.push_back(std::move(active_[b]));
+      if (!advance(*active_[b], std::move(row))) still_running.push_back(std::move(active_[b]));
     }
     active_ = std::move(still_running);
   } catch (const std::exception& e) {
-    for (auto& seq : active_) seq->job->on_done(seq->tokens, seq->timings, e.what());
+    for (auto& r : active_)
+      report(*r->job, ServingOutcome{r->seq.tokens(), r->seq.finish_reason(), 0, r->timings, e.what()});
     active_.clear();
   }
   running_ = active_.size();

@@ -1,7 +1,9 @@
 #include "batch_request.h"
 
+#include <algorithm>
 #include <cstdint>
 
+#include "../common/decoding_options.h"
 #include "paligemma/tasks.h"
 
 namespace pg::cli {
@@ -10,9 +12,9 @@ using nlohmann::json;
 
 namespace {
 
-const std::set<std::string> kKeys = {
-    "id",   "image",      "images", "video",          "frames",      "prompt", "task",  "objects", "question",
-    "lang", "max_tokens", "beams",  "length_penalty", "temperature", "top_k",  "top_p", "seed",    "stop"};
+// The request's own keys; the decoding ones come from tools/common/decoding_options.h.
+const std::set<std::string> kKeys = {"id",   "image",   "images",   "video", "frames",
+                                     "prompt", "task", "objects", "question", "lang"};
 
 [[noreturn]] void bad_request(const std::string& message) { throw RequestError{"bad_request", message}; }
 
@@ -38,13 +40,6 @@ int64_t get_int(const json& request, const char* key, int64_t fallback, int64_t 
   return v->get<int64_t>();
 }
 
-double get_number(const json& request, const char* key, double fallback) {
-  const json* v = find(request, key);
-  if (!v) return fallback;
-  if (!v->is_number()) bad_request(std::string("\"") + key + "\" must be a number");
-  return v->get<double>();
-}
-
 std::vector<std::string> get_strings(const json& request, const char* key) {
   const json* v = find(request, key);
   if (!v) return {};
@@ -63,8 +58,10 @@ std::vector<std::string> get_strings(const json& request, const char* key) {
 
 BatchRequest parse_request(const json& request) {
   if (!request.is_object()) bad_request("a request must be a JSON object");
+  const std::vector<std::string>& decoding = tools::decoding_keys();
   for (const auto& [key, value] : request.items())
-    if (!kKeys.count(key)) bad_request("unknown key \"" + key + "\"");
+    if (!kKeys.count(key) && std::find(decoding.begin(), decoding.end(), key) == decoding.end())
+      bad_request("unknown key \"" + key + "\"");
 
   BatchRequest out;
   GenerateRequest& req = out.generate;
@@ -91,17 +88,11 @@ BatchRequest parse_request(const json& request) {
       bad_request(e.what());
     }
   }
-  req.max_tokens = get_int(request, "max_tokens", 64, 1, 1 << 20);
-  req.beams = int(get_int(request, "beams", 1, 1, 256));
-  req.length_penalty = get_number(request, "length_penalty", 1.0);
-  req.sample = request.contains("temperature") || request.contains("top_k") || request.contains("top_p");
-  if (request.contains("seed") && !req.sample)
-    bad_request("\"seed\" applies to sampling only (give \"temperature\", \"top_k\" or \"top_p\")");
-  req.temperature = get_number(request, "temperature", 1.0);
-  req.top_k = get_int(request, "top_k", 0, 0, int64_t(1) << 31);
-  req.top_p = get_number(request, "top_p", 1.0);
-  req.seed = uint64_t(get_int(request, "seed", 0, 0, INT64_MAX));
-  req.stop = get_strings(request, "stop");
+  try {
+    static_cast<DecodingOptions&>(req) = tools::decoding_options_from_json(request);
+  } catch (const tools::DecodingOptionsError& e) {
+    bad_request(e.what());
+  }
   if (request.contains("video")) {
     out.video_path = get_string(request, "video");
     out.frames = int(get_int(request, "frames", 16, 1, 1024));

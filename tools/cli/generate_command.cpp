@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "../common/decoding_options.h"
 #include "args.h"
 #include "commands.h"
 #include "../common/objects_json.h"
@@ -56,24 +57,6 @@ double peak_resident_gb() {
   return double(usage.ru_maxrss) * 1024 / 1e9;
 }
 
-// Greedy unless --beams (beam search) or any of --temperature / --top-k / --top-p (sampling) is given.
-void read_decoding_flags(const Args& args, GenerateRequest& req) {
-  req.beams = int(args.get_int("--beams", 1, 1, 256));
-  if (args.has("--length-penalty") && req.beams == 1) throw UsageError("--length-penalty applies to --beams K > 1 only");
-  req.length_penalty = args.get_double("--length-penalty", 1.0, -100, 100);
-  req.sample = args.has("--temperature") || args.has("--top-k") || args.has("--top-p");
-  if (req.sample && req.beams > 1) throw UsageError("--beams cannot be combined with --temperature/--top-k/--top-p");
-  if (args.has("--seed") && !req.sample)
-    throw UsageError("--seed applies to sampling only (give --temperature, --top-k or --top-p)");
-  req.temperature = args.get_double("--temperature", 1.0, 0, 1e6);
-  req.top_k = args.get_int("--top-k", 0, 0, int64_t(1) << 31);
-  req.top_p = args.get_double("--top-p", 1.0, 1e-9, 1.0);
-  req.seed = uint64_t(args.get_int("--seed", 0, 0, INT64_MAX));
-  req.stop = args.all("--stop");
-  for (const std::string& s : req.stop)
-    if (s.empty()) throw UsageError("--stop needs a non-empty text");
-}
-
 }  // namespace
 
 int run_generate(int argc, char** argv) {
@@ -93,11 +76,14 @@ int run_generate(int argc, char** argv) {
   if (args.has("--frames") && !args.has("--video")) throw UsageError("--frames applies to --video only");
   GenerateRequest req;
   req.prompt = prompt_from_flags(args);
-  req.max_tokens = args.get_int("--max-tokens", 64, 1, 1 << 20);
-  req.ignore_eos = args.has("--ignore-eos");
   const std::string logits_path = args.get("--dump-logits");
   req.keep_logits = !logits_path.empty();
-  read_decoding_flags(args, req);
+  try {
+    static_cast<DecodingOptions&>(req) =
+        tools::decoding_options_from_flags([&](const std::string& flag) { return args.all(flag); });
+  } catch (const tools::DecodingOptionsError& e) {
+    throw UsageError(e.what());
+  }
   LoadOptions lo;
   lo.threads = int(args.get_int("--threads", 0, 1, 1024));
   lo.sliding_window = !args.has("--no-sliding-window");

@@ -9,6 +9,7 @@
 #include <set>
 #include <type_traits>
 
+#include "../common/decoding_options.h"
 #include "paligemma/tasks.h"
 
 namespace pg::server {
@@ -121,42 +122,19 @@ std::string string_member(const json& object, const char* key, const std::string
 }
 
 void read_decoding(const json& body, Ask& ask, const Limits& limits, const char* max_tokens_key) {
-  ask.max_tokens = field<int64_t>(body, max_tokens_key, 64, "a whole number");
-  if (ask.max_tokens < 1 || ask.max_tokens > limits.max_tokens)
-    throw HttpError{400, "invalid_field", std::string("\"") + max_tokens_key + "\" must be from 1 to " +
-                                              std::to_string(limits.max_tokens)};
-  ask.beams = field<int>(body, "beams", 1, "a whole number");
-  if (ask.beams < 1 || ask.beams > 8) throw HttpError{400, "invalid_field", "\"beams\" must be from 1 to 8"};
-  const double temperature = field<double>(body, "temperature", 0.0, "a number");
-  if (!(temperature >= 0 && temperature <= 100))
-    throw HttpError{400, "invalid_field", "\"temperature\" must be from 0 (greedy) to 100"};
-  ask.sampling.temperature = temperature > 0 ? temperature : 1.0;
-  ask.sample = temperature > 0;
-  ask.sampling.top_k = field<int64_t>(body, "top_k", 0, "a whole number");
-  ask.sampling.top_p = field<double>(body, "top_p", 1.0, "a number");
-  if (ask.sampling.top_k < 0) throw HttpError{400, "invalid_field", "\"top_k\" must not be negative"};
-  if (!(ask.sampling.top_p > 0 && ask.sampling.top_p <= 1))
-    throw HttpError{400, "invalid_field", "\"top_p\" must be in (0, 1]"};
-  ask.seed = field<uint64_t>(body, "seed", 0, "a non-negative whole number");
-  if (ask.beams > 1 && ask.sample)
-    throw HttpError{400, "invalid_field", "beam search does not sample: use \"beams\" or \"temperature\", not both"};
-  auto stop = body.find("stop");
-  if (stop != body.end() && !stop->is_null()) {
-    if (stop->is_string()) {
-      ask.stop.push_back(stop->get<std::string>());
-    } else if (stop->is_array()) {
-      for (const auto& s : *stop) {
-        if (!s.is_string()) throw HttpError{400, "invalid_field", "\"stop\" must be a string or a list of strings"};
-        ask.stop.push_back(s.get<std::string>());
-      }
-    } else {
-      throw HttpError{400, "invalid_field", "\"stop\" must be a string or a list of strings"};
-    }
-    for (const auto& s : ask.stop)
-      if (s.empty()) throw HttpError{400, "invalid_field", "a stop string must not be empty"};
+  try {
+    static_cast<DecodingOptions&>(ask.request) =
+        tools::decoding_options_from_json(body, tools::DecodingLimits{limits.max_tokens}, max_tokens_key);
+  } catch (const tools::DecodingOptionsError& e) {
+    throw HttpError{400, "invalid_field", e.what()};
   }
   ask.stream = field<bool>(body, "stream", false, "true or false");
-  ask.ignore_eos = field<bool>(body, "ignore_eos", false, "true or false");
+}
+
+// Whether `key` is one of the decoding fields every endpoint takes.
+bool is_decoding_key(const std::string& key) {
+  const std::vector<std::string>& keys = tools::decoding_keys();
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
 }
 
 json parse_json(const std::string& body) {
@@ -214,11 +192,9 @@ void check_image_count(size_t n, const Limits& limits) {
 
 Ask parse_generate_json(const std::string& body, const Limits& limits) {
   const json j = parse_json(body);
-  static const std::set<std::string> known = {"images", "prompt", "task", "objects", "question", "lang",
-                                              "max_tokens", "beams", "temperature", "top_k", "top_p", "seed",
-                                              "stop", "stream", "ignore_eos"};
+  static const std::set<std::string> known = {"images", "prompt", "task", "objects", "question", "lang", "stream"};
   for (auto it = j.begin(); it != j.end(); ++it)
-    if (!known.count(it.key())) throw HttpError{400, "unknown_field", "unknown field \"" + it.key() + "\""};
+    if (!known.count(it.key()) && !is_decoding_key(it.key())) throw HttpError{400, "unknown_field", "unknown field \"" + it.key() + "\""};
   Ask ask;
   auto images = j.find("images");
   if (images == j.end() || !images->is_array())
@@ -226,10 +202,11 @@ Ask parse_generate_json(const std::string& body, const Limits& limits) {
   check_image_count(images->size(), limits);
   for (size_t i = 0; i < images->size(); ++i) {
     if (!(*images)[i].is_string()) throw HttpError{400, "invalid_image", "images[" + std::to_string(i) + "] is not a string"};
-    ask.images.push_back(image_from_string((*images)[i].get<std::string>(), "images[" + std::to_string(i) + "]", limits));
+    ask.request.images.push_back(
+        image_from_string((*images)[i].get<std::string>(), "images[" + std::to_string(i) + "]", limits));
   }
-  ask.prompt = prompt_of(j, "");
-  check_prompt(ask.prompt, limits);
+  ask.request.prompt = prompt_of(j, "");
+  check_prompt(ask.request.prompt, limits);
   read_decoding(j, ask, limits, "max_tokens");
   return ask;
 }
@@ -247,8 +224,7 @@ Ask parse_generate_multipart(const httplib::Request& req, const Limits& limits) 
       fields[name] = part.content;
     } else if (name == "stream" || name == "ignore_eos") {
       fields[name] = part.content == "true" || part.content == "1";
-    } else if (name == "max_tokens" || name == "beams" || name == "temperature" || name == "top_k" ||
-               name == "top_p" || name == "seed") {
+    } else if (is_decoding_key(name)) {
       try {
         fields[name] = json::parse(part.content);
       } catch (const json::exception&) {
@@ -260,9 +236,9 @@ Ask parse_generate_multipart(const httplib::Request& req, const Limits& limits) 
   }
   check_image_count(images.size(), limits);
   Ask ask;
-  ask.images = std::move(images);
-  ask.prompt = prompt_of(fields, "form field");
-  check_prompt(ask.prompt, limits);
+  ask.request.images = std::move(images);
+  ask.request.prompt = prompt_of(fields, "form field");
+  check_prompt(ask.request.prompt, limits);
   read_decoding(fields, ask, limits, "max_tokens");
   return ask;
 }
@@ -290,11 +266,10 @@ const NeutralField kNeutralFields[] = {
 };
 
 void check_chat_fields(const json& j) {
-  static const std::set<std::string> supported = {"messages", "model", "max_tokens", "max_completion_tokens",
-                                                  "temperature", "top_p", "top_k", "seed", "stop", "stream",
-                                                  "stream_options", "beams", "ignore_eos"};
+  static const std::set<std::string> supported = {"messages", "model", "max_completion_tokens", "stream",
+                                                  "stream_options"};
   for (auto it = j.begin(); it != j.end(); ++it) {
-    if (supported.count(it.key()) || it->is_null()) continue;
+    if (supported.count(it.key()) || is_decoding_key(it.key()) || it->is_null()) continue;
     const auto* f = std::find_if(std::begin(kNeutralFields), std::end(kNeutralFields),
                                  [&](const NeutralField& n) { return it.key() == n.key; });
     if (f == std::end(kNeutralFields))
@@ -353,8 +328,9 @@ Ask parse_chat(const std::string& body, const Limits& limits) {
         const json& u = part.contains("image_url") ? part["image_url"] : json();
         const std::string url =
             u.is_object() ? string_member(u, "url", "an image_url's") : (u.is_string() ? u.get<std::string>() : "");
-        check_image_count(ask.images.size() + 1, limits);
-        ask.images.push_back(image_from_string(url, "image " + std::to_string(ask.images.size() + 1), limits));
+        check_image_count(ask.request.images.size() + 1, limits);
+        ask.request.images.push_back(
+            image_from_string(url, "image " + std::to_string(ask.request.images.size() + 1), limits));
       } else {
         throw HttpError{400, "invalid_field", "message content parts must be of type \"text\" or \"image_url\""};
       }
@@ -362,9 +338,9 @@ Ask parse_chat(const std::string& body, const Limits& limits) {
   } else {
     throw HttpError{400, "invalid_field", "message \"content\" must be a string or a list of parts"};
   }
-  check_image_count(ask.images.size(), limits);
-  ask.prompt = text;
-  check_prompt(ask.prompt, limits);
+  check_image_count(ask.request.images.size(), limits);
+  ask.request.prompt = text;
+  check_prompt(ask.request.prompt, limits);
   read_decoding(j, ask, limits, j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
   return ask;
 }

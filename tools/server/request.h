@@ -7,8 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "generate/sampling.h"
-#include "paligemma/image.h"
+#include "paligemma/engine.h"
 #include "server.h"
 
 namespace httplib {
@@ -26,16 +25,8 @@ struct HttpError {
 
 // What a client asked for, whatever the endpoint.
 struct Ask {
-  std::vector<ImageRGB8> images;
-  std::string prompt;
-  int64_t max_tokens = 64;
-  int beams = 1;
-  bool sample = false;
-  SamplingOptions sampling;
-  uint64_t seed = 0;
-  std::vector<std::string> stop;
+  GenerateRequest request;  // images, prompt and decoding options (tools/common/decoding_options.h)
   bool stream = false;
-  bool ignore_eos = false;
   // Chat completions only: stream_options.include_usage, and the system messages left out of the prompt.
   bool include_usage = false;
   size_t ignored_system_messages = 0;

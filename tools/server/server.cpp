@@ -18,16 +18,12 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <set>
 #include <thread>
 #include <utility>
 
-#include "generate/sampling.h"
-#include "tokenizer/tokenizer.h"
-#include "model/paligemma.h"
-#include "generate/scheduler.h"
 #include "../common/objects_json.h"
+#include "paligemma/batch.h"
 #include "paligemma/tasks.h"
 
 namespace pg::server {
@@ -48,32 +44,24 @@ void send_error(httplib::Response& res, int status, const std::string& code, con
 // ---------------------------------------------------------------------------------------------------
 // Running a request
 
-// Tokens flowing from the scheduler thread to the HTTP thread of one request.
+// Tokens flowing from the batch's worker thread to the HTTP thread of one request.
 struct Channel {
   std::mutex mutex;
   std::condition_variable changed;
   std::vector<int32_t> tokens;
   bool done = false;
-  bool stopped = false;  // a stop string ended it
+  GenerateResult result;  // once done
   std::string error;
-  ServingTimings timings;
   std::atomic<bool> cancelled{false};
   std::vector<std::string> stops;
   int image_width = 0, image_height = 0;  // of the first image: boxes and masks are in its pixels
-  size_t context_end = SIZE_MAX;          // new tokens that fill the context, when more were asked for
 };
-
-size_t first_stop(const std::string& text, const std::vector<std::string>& stops) {
-  size_t first = std::string::npos;
-  for (const auto& s : stops) first = std::min(first, text.find(s));
-  return first;
-}
 
 // The part of `text` a client may already be shown: cut before a stop string; while generation goes on,
 // also without a tail that may still become a stop string or is an incomplete UTF-8 character (the
 // tokenizer shows those as U+FFFD until the next byte arrives).
 std::string visible_text(const std::string& text, const std::vector<std::string>& stops, bool final) {
-  const size_t stop = first_stop(text, stops);
+  const size_t stop = stop_position(text, stops);
   if (stop != std::string::npos) return text.substr(0, stop);
   if (final) return text;
   size_t keep = text.size();
@@ -94,86 +82,47 @@ class Service {
       : engine_(engine),
         mask_decoder_(mask_decoder),
         options_(options),
-        scheduler_(
-            engine.model(), [&engine](const ImageRGB8& image) { return engine.image_features(image); },
-            options.limits.max_queue, options.limits.max_batch) {}
+        batch_(engine, BatchOptions{options.limits.max_queue, options.limits.max_batch}) {}
 
   // Queues the request; throws HttpError (400 for prompts the model cannot take, 503 when full).
   std::shared_ptr<Channel> submit(const Ask& ask) {
-    auto job = std::make_shared<ServingJob>();
-    std::vector<int32_t> ids;
+    size_t prompt_tokens = 0;
     try {
-      for (const auto& image : ask.images) job->images.push_back(engine_.model_input(image));
-      ids = engine_.prompt_ids(ask.images.size(), ask.prompt);
+      prompt_tokens = engine_.prompt_ids(ask.request.images.size(), ask.request.prompt).size();
     } catch (const Error& e) {
       throw HttpError{400, "invalid_prompt", e.what()};
     }
-    const int64_t limit = engine_.model().config().text.max_positions;
-    const int64_t room = limit - int64_t(ids.size());
-    if (room < 1)
-      throw HttpError{400, "too_long", "the images and prompt (" + std::to_string(ids.size()) +
+    const int64_t limit = engine_.info().context_length;
+    if (int64_t(prompt_tokens) >= limit)
+      throw HttpError{400, "too_long", "the images and prompt (" + std::to_string(prompt_tokens) +
                                            " tokens) fill the model's " + std::to_string(limit) + " positions"};
-    // Asked for more than the context holds, generation stops where it ends (finish_reason "length").
-    const int64_t max_tokens = std::min(ask.max_tokens, room);
     auto channel = std::make_shared<Channel>();
-    if (max_tokens < ask.max_tokens) channel->context_end = size_t(max_tokens);
-    channel->stops = ask.stop;
-    channel->image_width = ask.images[0].width;
-    channel->image_height = ask.images[0].height;
-    job->prompt_ids = ids;
-    job->max_tokens = max_tokens;
-    job->eos_id = engine_.tokenizer().eos_id();
-    job->ignore_eos = ask.ignore_eos;
-    job->cancelled = [channel] { return channel->cancelled.load(); };
-    job->on_done = [channel](const std::vector<int32_t>& tokens, const ServingTimings& t, const std::string& error) {
+    channel->stops = ask.request.stop;
+    channel->image_width = ask.request.images[0].width;
+    channel->image_height = ask.request.images[0].height;
+    GenerateRequest req = ask.request;
+    req.cancelled = [channel] { return channel->cancelled.load(); };
+    BatchCallbacks callbacks;
+    callbacks.on_token = [channel](int32_t token) {
       std::lock_guard<std::mutex> lock(channel->mutex);
-      channel->tokens = tokens;
-      channel->timings = t;
+      channel->tokens.push_back(token);
+      channel->changed.notify_all();
+    };
+    callbacks.on_done = [channel](GenerateResult r, const std::string& error) {
+      std::lock_guard<std::mutex> lock(channel->mutex);
+      channel->tokens = r.tokens;
+      channel->result = std::move(r);
       channel->error = error;
       channel->done = true;
       channel->changed.notify_all();
     };
-    const Tokenizer& tokenizer = engine_.tokenizer();
-    job->on_token = [channel, stops = ask.stop, &tokenizer](int32_t token) {
-      std::lock_guard<std::mutex> lock(channel->mutex);
-      channel->tokens.push_back(token);
-      channel->changed.notify_all();
-      if (!stops.empty() && first_stop(tokenizer.decode(channel->tokens), stops) != std::string::npos) {
-        channel->stopped = true;
-        return false;
-      }
-      return true;
-    };
-    if (ask.beams > 1) {
-      // Beam search keeps its own beams: it runs alone on the worker, through the engine.
-      GenerateRequest req;
-      req.images = ask.images;
-      req.prompt = ask.prompt;
-      req.max_tokens = max_tokens;
-      req.beams = ask.beams;
-      req.ignore_eos = ask.ignore_eos;
-      req.stop = ask.stop;
-      // The job holds this function, so it refers to the job weakly: a shared reference would be a cycle that
-      // keeps every beam-search job alive forever. The scheduler holds the job while it runs this.
-      job->exclusive = [this, req, weak_job = std::weak_ptr<ServingJob>(job)] {
-        const std::shared_ptr<ServingJob> self = weak_job.lock();
-        if (!self) return;
-        try {
-          const GenerateResult r = engine_.generate(req);
-          for (int32_t t : r.tokens) self->on_token(t);
-          self->on_done(r.tokens, {}, "");
-        } catch (const std::exception& e) {
-          self->on_done({}, {}, e.what());
-        }
-      };
-    } else if (ask.sample) {
-      // The same draws as the engine's sampler: one std::mt19937_64 seeded per request.
-      auto rng = std::make_shared<std::mt19937_64>(ask.seed);
-      job->choose = [rng, opts = ask.sampling](std::vector<float>& logits) {
-        return draw_token(filtered_distribution(logits, opts), *rng);
-      };
+    bool queued = false;
+    try {
+      queued = batch_.submit(req, std::move(callbacks));
+    } catch (const Error& e) {
+      throw HttpError{400, "invalid_field", e.what()};
     }
-    if (!scheduler_.submit(job))
+    if (!queued)
       throw HttpError{503, "busy", "the server's queue is full (" + std::to_string(options_.limits.max_queue) +
                                        " waiting requests); retry shortly"};
     return channel;
@@ -181,37 +130,31 @@ class Service {
 
   // The final answer for a finished channel, in the /v1/generate shape.
   json result(const Channel& c) const {
-    const std::string text = visible_text(engine_.decode(c.tokens), c.stops, true);
-    const auto& t = c.timings;
-    json out{{"text", text},
-                {"tokens", c.tokens},
-                {"finish_reason", finish_reason(c)},
-                {"timings",
-                 {{"queued_s", t.queued_s}, {"vision_s", t.vision_s}, {"prefill_s", t.prefill_s}, {"decode_s", t.decode_s}}}};
+    const GenerateResult& r = c.result;
+    const Timings& t = r.timings;
+    json out{{"text", r.text},
+             {"tokens", r.tokens},
+             {"finish_reason", finish_reason_name(r.finish_reason)},
+             {"timings",
+              {{"queued_s", t.queued_s}, {"vision_s", t.vision_s}, {"prefill_s", t.prefill_s}, {"decode_s", t.decode_s}}}};
     // Detection / segmentation output as boxes and masks, like `paligemma generate --json`.
-    if (has_loc_tokens(text))
-      out["objects"] = objects_json(decode_objects(text, c.image_width, c.image_height, mask_decoder_));
+    if (has_loc_tokens(r.text))
+      out["objects"] = objects_json(decode_objects(r.text, c.image_width, c.image_height, mask_decoder_));
     return out;
-  }
-
-  std::string finish_reason(const Channel& c) const {
-    if (c.stopped) return "stop";
-    if (!c.tokens.empty() && c.tokens.back() == engine_.tokenizer().eos_id()) return "eos";
-    return c.tokens.size() >= c.context_end ? "length" : "max_tokens";
   }
 
   const Engine& engine() const { return engine_; }
   const Options& options() const { return options_; }
   json health() const {
-    const Scheduler::WorkTotals work = scheduler_.work_totals();
+    const BatchStats stats = batch_.stats();
     const Engine::ImageCacheStats cache = engine_.image_cache_stats();
     return json{{"status", "ok"},
-                {"running", scheduler_.running()},
-                {"queued", scheduler_.queued()},
-                {"finished", scheduler_.finished()},
-                {"cancelled", scheduler_.cancelled()},
-                {"work", {{"prefill_s", work.prefill_s}, {"decode_s", work.decode_s},
-                          {"decode_tokens", work.decode_tokens}}},
+                {"running", stats.running},
+                {"queued", stats.queued},
+                {"finished", stats.finished},
+                {"cancelled", stats.cancelled},
+                {"work", {{"prefill_s", stats.prefill_s}, {"decode_s", stats.decode_s},
+                          {"decode_tokens", stats.decode_tokens}}},
                 {"image_cache", {{"hits", cache.hits}, {"misses", cache.misses}}}};
   }
 
@@ -219,7 +162,7 @@ class Service {
   const Engine& engine_;
   const MaskDecoder* mask_decoder_;  // null: segmentation answers carry boxes only
   const Options& options_;
-  Scheduler scheduler_;
+  Batch batch_;
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -560,7 +503,7 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
   }));
   http.Post("/v1/chat/completions", guarded([&](const httplib::Request& req, httplib::Response& res) {
     const Ask ask = parse_chat(req.body, limits);
-    const size_t prompt_tokens = engine.prompt_ids(ask.images.size(), ask.prompt).size();
+    const size_t prompt_tokens = engine.prompt_ids(ask.request.images.size(), ask.request.prompt).size();
     auto channel = service.submit(ask);
     respond(service, channel, res, Api::Chat, ask, prompt_tokens);
   }));
