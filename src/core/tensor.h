@@ -55,7 +55,6 @@ class Weight {
 
   int64_t rows() const { return std::visit([](const auto& m) { return m.rows; }, storage_); }
   int64_t cols() const { return std::visit([](const auto& m) { return m.cols; }, storage_); }
-  const void* data() const { return std::visit([](const auto& m) { return m.data; }, storage_); }
 
   // For kernels: the dense view, or nullptr when the weight is quantized (and the reverse).
   const MatrixView* dense() const { return std::get_if<MatrixView>(&storage_); }
