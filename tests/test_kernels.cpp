@@ -119,6 +119,8 @@ const int64_t kColsK[] = {1, 15, 33, 2051};
 using MatmulParam = std::tuple<Isa, DType>;
 class MatmulAtLevel : public AtLevel<MatmulParam> {};
 
+Weight weight_of_nothing() { return MatrixView{nullptr, DType::F32, 3, 4}; }
+
 std::string matmul_name(const ::testing::TestParamInfo<MatmulParam>& info) {
   return std::string(isa_name(std::get<0>(info.param))) + "_" + dtype_name(std::get<1>(info.param));
 }
@@ -222,6 +224,46 @@ TEST_P(MatmulAtLevel, DecodeRowsDoNotDependOnTheBatch) {
         });
         ASSERT_EQ(unlike, "") << "M=" << M << " K=" << K << " mixed=" << mixed;
       }
+  }
+}
+
+// linear() on a dense Weight: Rows::Shared is matmul itself; Rows::Independent keeps every row as it is alone
+// for any number of rows (passes of kRowIndependentRows); linear_reference is matmul_reference.
+TEST_P(MatmulAtLevel, LinearOnDenseWeights) {
+  const DType dtype = std::get<1>(GetParam());
+  for (int64_t K : {15, 2051}) {
+    const int64_t N = 33;
+    const StoredMatrix w = store_matrix(random_vector(size_t(N * K), uint32_t(K + 1)), N, K, dtype);
+    const Weight weight = w.view;
+    const std::vector<float> bias = random_vector(size_t(N), 6);
+    for (int64_t M : {1, 5, 16, 17, 19, 40, 260}) {
+      const std::vector<float> x = rounded_to_bf16(random_vector(size_t(M * K), uint32_t(200 + M)));
+      std::vector<float> got(size_t(M * N)), want(size_t(M * N));
+      linear(x.data(), M, weight, bias.data(), got.data());
+      matmul(x.data(), M, w.view, bias.data(), want.data());
+      ASSERT_EQ(got, want) << "M=" << M << " K=" << K;
+      linear_reference(x.data(), M, weight, bias.data(), got.data());
+      matmul_reference(x.data(), M, w.view, bias.data(), want.data());
+      ASSERT_EQ(got, want) << "M=" << M << " K=" << K;
+      const std::string unlike = test::first_row_unlike_alone(x, M, K, N, [&](const float* rows, int64_t count, float* y) {
+        linear(rows, count, weight, bias.data(), y, Rows::Independent);
+      });
+      ASSERT_EQ(unlike, "") << "M=" << M << " K=" << K;
+    }
+  }
+  float untouched = 7.f;
+  linear(nullptr, 0, weight_of_nothing(), nullptr, &untouched, Rows::Independent);
+  EXPECT_EQ(untouched, 7.f);
+}
+
+TEST_P(MatmulAtLevel, WeightRowIsTheStoredRowInFloat32) {
+  const DType dtype = std::get<1>(GetParam());
+  const int64_t N = 7, K = 33;
+  const StoredMatrix w = store_matrix(random_vector(size_t(N * K), 9), N, K, dtype);
+  std::vector<float> row(static_cast<size_t>(K));
+  for (int64_t r = 0; r < N; ++r) {
+    weight_row_f32(w.view, r, row.data());
+    ASSERT_EQ(row, std::vector<float>(w.full.begin() + r * K, w.full.begin() + (r + 1) * K)) << "row " << r;
   }
 }
 

@@ -307,7 +307,7 @@ TEST(BindWeights, AcceptsCompleteSet) {
   const FakeCheckpoint f = fake_for(c);
   const ModelWeights w = bind_weights(c, f.lookup());
   EXPECT_EQ(w.text_layers.size(), 2u);
-  EXPECT_EQ(w.patch_embedding.weight.cols, 3 * 14 * 14);
+  EXPECT_EQ(w.patch_embedding.weight.cols(), 3 * 14 * 14);
 }
 
 TEST(BindWeights, MissingTensorIsNamed) {

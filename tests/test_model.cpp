@@ -146,6 +146,37 @@ TEST_P(ModelTest, CacheOverflowIsAnError) {
   EXPECT_THROW(model->forward(c, rows.data(), 4), Error);
 }
 
+// Activations live in a workspace that grows during the first call and is reused after it: a sequence's
+// decoding steps, a second prompt and a second image allocate nothing, and give what a fresh one gives.
+TEST_P(ModelTest, WorkspaceGrowsOnceThenIsReused) {
+  const TextConfig& t = model->config().text;
+  const auto prompt = prompt_rows(30, 9);
+  KVCache cache(t, 16);
+  const auto first = model->forward(cache, prompt.data(), 9);
+  const size_t after_prefill = cache.workspace().allocations();
+  EXPECT_GT(after_prefill, 0u);
+  for (int step = 0; step < 3; ++step) model->forward(cache, model->embed_token(50 + step).data(), 1);
+  EXPECT_EQ(cache.workspace().allocations(), after_prefill);
+
+  Workspace shared;
+  KVCache a(t, 16), b(t, 16);
+  EXPECT_EQ(model->prefill_batch({&a}, {prompt}, &shared)[0], first);
+  const size_t after_first_prompt = shared.allocations();
+  EXPECT_EQ(model->prefill_batch({&b}, {prompt}, &shared)[0], first);
+  EXPECT_EQ(shared.allocations(), after_first_prompt);
+  EXPECT_EQ(a.workspace().allocations(), 0u);  // the given workspace, not the cache's
+
+  const int64_t S = model->config().vision.image_size;
+  std::vector<float> pixels(size_t(3 * S * S));
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = float(i % 17) / 8.f - 1.f;
+  Workspace vision;
+  const auto features = model->image_embeddings(pixels.data(), &vision);
+  const size_t after_first_image = vision.allocations();
+  EXPECT_EQ(model->image_embeddings(pixels.data(), &vision), features);
+  EXPECT_EQ(vision.allocations(), after_first_image);
+  EXPECT_EQ(model->image_embeddings(pixels.data()), features);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, ModelTest, ::testing::Values("pg1_f32", "pg2_f32"));
 INSTANTIATE_TEST_SUITE_P(Fixtures, BatchedDecodingTest, ::testing::Values("pg1_f32", "pg2_f32", "pg2_bf16_sharded"));
 

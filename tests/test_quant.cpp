@@ -266,6 +266,37 @@ TEST_P(QuantMatmulAtLevel, DecodeRowsDoNotDependOnTheBatch) {
     }
 }
 
+// linear() on a quantized Weight: Rows::Shared is quant_matmul itself, Rows::Independent keeps every row as
+// it is alone for any number of rows, linear_reference is quant_matmul_reference, and weight_row_f32 is
+// dequantize_row.
+TEST_P(QuantMatmulAtLevel, LinearOnQuantizedWeights) {
+  const int64_t N = 19, K = 160;
+  const QuantType t = std::get<1>(GetParam());
+  const QuantizedMatrix w = random_quantized(N, K, t, 23, false);
+  const Weight weight = w.view;
+  const std::vector<float> bias = random_values(size_t(N), 5);
+  for (int64_t M : {1, 4, 16, 17, 37, 300}) {
+    const std::vector<float> x = random_values(size_t(M * K), uint32_t(70 + M));
+    std::vector<float> got(size_t(M * N)), want(size_t(M * N));
+    linear(x.data(), M, weight, bias.data(), got.data());
+    quant_matmul(x.data(), M, w.view, bias.data(), want.data());
+    ASSERT_EQ(got, want) << "M=" << M;
+    linear_reference(x.data(), M, weight, bias.data(), got.data());
+    quant_matmul_reference(x.data(), M, w.view, bias.data(), want.data());
+    ASSERT_EQ(got, want) << "M=" << M;
+    const std::string unlike = test::first_row_unlike_alone(x, M, K, N, [&](const float* rows, int64_t count, float* y) {
+      linear(rows, count, weight, bias.data(), y, Rows::Independent);
+    });
+    ASSERT_EQ(unlike, "") << "M=" << M;
+  }
+  std::vector<float> row(static_cast<size_t>(K)), want(static_cast<size_t>(K));
+  for (int64_t r = 0; r < N; ++r) {
+    weight_row_f32(weight, r, row.data());
+    dequantize_row(w.view.row(r), K, t, want.data());
+    ASSERT_EQ(row, want) << "row " << r;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Levels, QuantMatmulAtLevel,
                          ::testing::Combine(::testing::ValuesIn(kAllIsas),
                                             ::testing::Values(QuantType::Q8_0, QuantType::Q4_0)),

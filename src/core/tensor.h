@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "core/dtype.h"
@@ -42,6 +43,25 @@ struct QuantMatrix {
 
   size_t row_bytes() const { return size_t(cols / kQuantBlock) * quant_block_bytes(type); }
   const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + size_t(r) * row_bytes(); }
+};
+
+// A weight matrix [rows, cols] as it is stored: dense in any dtype, or block-quantized. The kernels
+// (kernels/matmul.h: linear, weight_row_f32) dispatch on which; the model never asks.
+class Weight {
+ public:
+  Weight() = default;
+  Weight(const MatrixView& dense) : storage_(dense) {}
+  Weight(const QuantMatrix& quantized) : storage_(quantized) {}
+
+  int64_t rows() const { return std::visit([](const auto& m) { return m.rows; }, storage_); }
+  int64_t cols() const { return std::visit([](const auto& m) { return m.cols; }, storage_); }
+
+  // For kernels: the dense view, or nullptr when the weight is quantized (and the reverse).
+  const MatrixView* dense() const { return std::get_if<MatrixView>(&storage_); }
+  const QuantMatrix* quantized() const { return std::get_if<QuantMatrix>(&storage_); }
+
+ private:
+  std::variant<MatrixView, QuantMatrix> storage_;
 };
 
 // What a checkpoint reader hands the model: a tensor by canonical (hub legacy) name, or nullptr.

@@ -8,6 +8,7 @@
 #include "kernels/isa_kernels.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/quant.h"
 
 namespace pg {
 
@@ -71,6 +72,28 @@ void matmul(const float* x, int64_t M, const MatrixView& W, const float* bias, f
 #define PG_DISPATCH_SIMD(function, ...)
 
 #endif
+
+void linear(const float* x, int64_t M, const Weight& W, const float* bias, float* y, Rows rows) {
+  if (M <= 0) return;
+  const int64_t pass = rows == Rows::Independent ? kRowIndependentRows : M;
+  for (int64_t m0 = 0; m0 < M; m0 += pass) {
+    const int64_t count = M - m0 < pass ? M - m0 : pass;
+    const float* xs = x + m0 * W.cols();
+    float* ys = y + m0 * W.rows();
+    if (const QuantMatrix* q = W.quantized()) quant_matmul(xs, count, *q, bias, ys);
+    else matmul(xs, count, *W.dense(), bias, ys);
+  }
+}
+
+void linear_reference(const float* x, int64_t M, const Weight& W, const float* bias, float* y) {
+  if (const QuantMatrix* q = W.quantized()) quant_matmul_reference(x, M, *q, bias, y);
+  else matmul_reference(x, M, *W.dense(), bias, y);
+}
+
+void weight_row_f32(const Weight& W, int64_t r, float* dst) {
+  if (const QuantMatrix* q = W.quantized()) dequantize_row(q->row(r), q->cols, q->type, dst);
+  else to_f32(W.dense()->row(r), W.dense()->dtype, dst, size_t(W.cols()));
+}
 
 void attention(const float* q, int64_t T, int64_t q_start, const float* k, const float* v, int64_t n_keys,
                const AttentionShape& shape, float* out) {

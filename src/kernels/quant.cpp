@@ -86,9 +86,13 @@ void quant_gemm_slabs(const float* x, int64_t M, const QuantMatrix& W, const flo
   const int64_t slabs = (N + slab_rows - 1) / slab_rows;
 #pragma omp parallel
   {
-    std::vector<uint16_t> halves(bf16 ? size_t(slab_rows * K) : 0);
-    std::vector<float> floats(bf16 ? 0 : size_t(slab_rows * K));
-    std::vector<float> slab_out(isa == Isa::Scalar ? size_t(M * slab_rows) : 0);
+    // Each thread's slab buffers stay allocated between products (grow-only): megabytes freed after every
+    // product would go back to the system and be faulted in again by the next.
+    thread_local std::vector<uint16_t> halves;
+    thread_local std::vector<float> floats, slab_out;
+    if (bf16 && halves.size() < size_t(slab_rows * K)) halves.resize(size_t(slab_rows * K));
+    if (!bf16 && floats.size() < size_t(slab_rows * K)) floats.resize(size_t(slab_rows * K));
+    if (isa == Isa::Scalar && slab_out.size() < size_t(M * slab_rows)) slab_out.resize(size_t(M * slab_rows));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t s = 0; s < slabs; ++s) {
       const int64_t n0 = s * slab_rows, count = std::min(slab_rows, N - n0);

@@ -132,6 +132,12 @@ MaskDecoder::MaskDecoder(const std::string& source, const TensorLookup& lookup) 
   output_ = load_conv(source, lookup, "decoder.12", in, 1, 1, false);
 }
 
+// big_vision's VQ-VAE decoder (the model transformers has no port of; big_vision/evaluators/proj/paligemma/
+// segmentation.py loads it), channels-first, C = input_.out:
+//   x = relu(conv1x1(codebook[codes]))                            x: [D, 4, 4] -> [C, 4, 4]
+//   x = x + conv1x1(relu(conv3x3(relu(conv3x3(x)))))  twice       x: [C, 4, 4]
+//   x = relu(conv_transpose4x4_stride2(x))  four times            x: [C, 4, 4] -> [16, 64, 64]
+//   map = conv1x1(x)                                              map: [1, 64, 64]
 std::vector<float> MaskDecoder::decode(const std::vector<int>& codes) const {
   if (codes.size() != size_t(kSegCodesPerObject))
     throw Error("a mask needs " + std::to_string(kSegCodesPerObject) + " codes, got " + std::to_string(codes.size()));
@@ -148,7 +154,7 @@ std::vector<float> MaskDecoder::decode(const std::vector<int>& codes) const {
   int size = grid;
   x = conv2d(x, size, size, input_.in, input_.out, 1, input_.weight, input_.bias);
   relu(x);
-  for (const auto& block : residual_) {
+  for (const auto& block : residual_) {  // r = conv1x1(relu(conv3x3(relu(conv3x3(x))))); x = x + r
     std::vector<float> r = conv2d(x, size, size, block[0].in, block[0].out, 3, block[0].weight, block[0].bias);
     relu(r);
     r = conv2d(r, size, size, block[1].in, block[1].out, 3, block[1].weight, block[1].bias);
@@ -156,7 +162,7 @@ std::vector<float> MaskDecoder::decode(const std::vector<int>& codes) const {
     r = conv2d(r, size, size, block[2].in, block[2].out, 1, block[2].weight, block[2].bias);
     for (size_t i = 0; i < x.size(); ++i) x[i] += r[i];
   }
-  for (const Conv& up : upsample_) {
+  for (const Conv& up : upsample_) {  // x: [in, size, size] -> [out, 2 size, 2 size]
     x = conv_transpose2d(x, size, size, up.in, up.out, up.weight, up.bias);
     size *= 2;
     relu(x);

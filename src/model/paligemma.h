@@ -4,8 +4,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/config.h"
+#include "core/workspace.h"
+#include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "model/config.h"
 #include "model/weights.h"
 
 namespace pg {
@@ -22,13 +24,15 @@ struct ModelOptions {
   bool reference_rounding = true;
 };
 
-// Keys and values of every decoder layer for one sequence.
+// Keys and values of every decoder layer for one sequence, and the workspace its decoder calls compute in
+// (so a sequence's steps reuse the activation memory its prefill grew; a copy starts with an empty one).
 class KVCache {
  public:
   KVCache(const TextConfig& config, int64_t capacity);
   int64_t length() const { return length_; }
   int64_t capacity() const { return capacity_; }
   int64_t prefix_len() const { return prefix_len_; }
+  Workspace& workspace() { return workspace_; }
 
  private:
   friend class PaliGemmaModel;
@@ -37,6 +41,7 @@ class KVCache {
   int64_t prefix_len_ = 0;
   int64_t kv_dim_;
   std::vector<std::vector<float>> k_, v_;  // per layer [capacity, kv_heads * head_dim]
+  Workspace workspace_;
 };
 
 class PaliGemmaModel {
@@ -47,10 +52,14 @@ class PaliGemmaModel {
   const ModelOptions& options() const { return options_; }
   DType compute_dtype() const { return w_.compute_dtype; }
 
+  // Every method computes its activations in a Workspace: the one passed (reused across calls, the way
+  // to allocate nothing per call), else the KV cache's (caches[0]'s for a batch), else one of its own for
+  // the call. Concurrent calls need workspaces (and caches) of their own.
+
   // SigLIP output after post_layernorm for one image [3, S, S] -> [tokens, vision hidden].
-  std::vector<float> vision_features(const float* pixels_chw) const;
+  std::vector<float> vision_features(const float* pixels_chw, Workspace* workspace = nullptr) const;
   // Projector output for one image, before any scaling -> [tokens, text hidden].
-  std::vector<float> image_embeddings(const float* pixels_chw) const;
+  std::vector<float> image_embeddings(const float* pixels_chw, Workspace* workspace = nullptr) const;
 
   // Input rows of the decoder for a prompt: token embeddings times the normalizer sqrt(hidden) (rounded
   // to the checkpoint dtype, as the reference casts it), image positions (id == image_token_id) filled
@@ -63,36 +72,53 @@ class PaliGemmaModel {
   std::vector<float> forward(KVCache& cache, const float* rows, int64_t count) const;
 
   // One decoding step for several sequences at once (the weights are read once for all of them):
-  // row b of `rows` is the next input row of caches[b]. Returns each sequence's final-norm hidden state.
-  std::vector<std::vector<float>> forward_batch(const std::vector<KVCache*>& caches, const float* rows) const;
+  // row b of `rows` is the next input row of caches[b]. Returns each sequence's final-norm hidden state,
+  // bit for bit what forward(*caches[b], row b, 1) returns (the products run with Rows::Independent).
+  std::vector<std::vector<float>> forward_batch(const std::vector<KVCache*>& caches, const float* rows,
+                                                Workspace* workspace = nullptr) const;
 
   // Prefills of several new sequences in one pass over the weights: rows[b] ([count_b, hidden]) is the
   // whole prompt of the empty caches[b]. Returns each sequence's final-norm hidden state of its last row.
   std::vector<std::vector<float>> prefill_batch(const std::vector<KVCache*>& caches,
-                                                const std::vector<std::vector<float>>& rows) const;
+                                                const std::vector<std::vector<float>>& rows,
+                                                Workspace* workspace = nullptr) const;
 
   // Vocabulary logits of a final hidden state (tied output projection, soft-cap if enabled).
-  std::vector<float> logits(const std::vector<float>& hidden) const;
-  // Logits of several hidden states in one pass over the output projection: [hidden.size(), vocab].
-  std::vector<float> logits_batch(const std::vector<std::vector<float>>& hidden) const;
+  std::vector<float> logits(const std::vector<float>& hidden, Workspace* workspace = nullptr) const;
+  // Logits of several hidden states in one pass over the output projection: [hidden.size(), vocab], each
+  // row bit for bit what logits() gives for it alone.
+  std::vector<float> logits_batch(const std::vector<std::vector<float>>& hidden,
+                                  Workspace* workspace = nullptr) const;
 
   // The decoder input row of one token id (for decoding steps).
   std::vector<float> embed_token(int32_t id) const;
 
  private:
-  // y = x·Wᵀ + b, rounded to the activation dtype.
-  void linear(const Linear& L, const float* x, int64_t rows, float* y) const;
+  // y = x·Wᵀ + b, rounded to the activation dtype: the one place a linear layer is applied.
+  void linear(const Linear& L, const float* x, int64_t rows, float* y, Rows mode = Rows::Shared) const;
+  // The reference's rounding of a result to the activation dtype (no-op in float32).
   void round_act(float* x, int64_t n) const { round_inplace(x, size_t(n), act_); }
-  void vision_layer(const VisionLayer& L, std::vector<float>& x, int64_t n) const;
+  // x += h, rounded: a residual connection.
+  void add_residual(float* x, const float* h, int64_t n) const;
+  // Gemma's RMSNorm with its zero-centred weight, y = x / rms(x) · (1 + w), rounded. In-place allowed.
+  void gemma_rms_norm(const float* x, int64_t rows, const std::vector<float>& w, float* y) const;
+  // SigLIP's LayerNorm, y = (x - mean) / std · w + b, rounded.
+  void siglip_layer_norm(const float* x, int64_t rows, const std::vector<float>& w, const std::vector<float>& b,
+                         float* y) const;
+  void embed_token_into(int32_t id, float* row) const;
+
+  void vision_layer(const VisionLayer& L, float* x, int64_t n, Workspace& ws) const;
   // Consecutive rows of the decoder input that extend one sequence.
   struct SequenceRows {
     KVCache* cache;
     int64_t count;
   };
-  // Runs every decoder layer over x ([sum of counts, hidden], sequences in order), appending keys and
+  // Runs every decoder layer over `rows` ([sum of counts, hidden], sequences in order), appending keys and
   // values to each sequence's cache; returns the final-norm hidden state of each sequence's last row.
-  std::vector<std::vector<float>> run_decoder(const std::vector<SequenceRows>& seqs, std::vector<float> x) const;
-  void text_layer(int64_t index, const std::vector<SequenceRows>& seqs, std::vector<float>& x, int64_t total) const;
+  std::vector<std::vector<float>> run_decoder(const std::vector<SequenceRows>& seqs, const float* rows, Rows mode,
+                                              Workspace& ws) const;
+  void text_layer(int64_t index, const std::vector<SequenceRows>& seqs, const int64_t* positions, float* x,
+                  int64_t total, Rows mode, Workspace& ws) const;
 
   PaliGemmaConfig config_;
   ModelWeights w_;

@@ -36,15 +36,11 @@ class Binder {
     return MatrixView{t.data, t.dtype, rows, cols};
   }
 
-  // A matrix that may be block-quantized: `quantized` gets its blocks, `plain` only its shape then.
-  void weight_matrix(const std::string& name, int64_t rows, int64_t cols, MatrixView& plain, QuantMatrix& quantized) {
+  // A matrix that may be block-quantized.
+  Weight weight(const std::string& name, int64_t rows, int64_t cols) {
     const StoredTensor& t = get(name, {rows, cols});
-    if (t.quant) {
-      plain = MatrixView{nullptr, DType::F32, rows, cols};
-      quantized = QuantMatrix{t.data, *t.quant, rows, cols};
-    } else {
-      plain = MatrixView{t.data, t.dtype, rows, cols};
-    }
+    if (t.quant) return QuantMatrix{t.data, *t.quant, rows, cols};
+    return MatrixView{t.data, t.dtype, rows, cols};
   }
 
   std::vector<float> vector(const std::string& name, int64_t n) {
@@ -56,7 +52,7 @@ class Binder {
 
   Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias) {
     Linear l;
-    weight_matrix(prefix + ".weight", out, in, l.weight, l.quantized);
+    l.weight = weight(prefix + ".weight", out, in);
     if (bias) l.bias = vector(prefix + ".bias", out);
     return l;
   }
@@ -112,7 +108,7 @@ ModelWeights bind_weights(const PaliGemmaConfig& c, const TensorLookup& lookup) 
   const TextConfig& t = c.text;
   w.projector = b.linear("multi_modal_projector.linear", t.hidden, v.hidden, true);
   const std::string tp = "language_model.model.";
-  b.weight_matrix(tp + "embed_tokens.weight", t.vocab, t.hidden, w.embed_tokens, w.embed_tokens_quantized);
+  w.embed_tokens = b.weight(tp + "embed_tokens.weight", t.vocab, t.hidden);
   const int64_t q_dim = t.heads * t.head_dim, kv_dim = t.kv_heads * t.head_dim;
   for (int64_t i = 0; i < t.layers; ++i) {
     const std::string p = tp + "layers." + std::to_string(i) + ".";

@@ -8,14 +8,13 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "core/tensor.h"
 #include "model/config.h"
 
 namespace pg {
 
+// y = x·Wᵀ + b.
 struct Linear {
-  MatrixView weight;        // [out, in]; only rows and cols are set when the weight is quantized
-  QuantMatrix quantized;    // data set: the weight is block-quantized (a quantized file, docs/quantization.md)
+  Weight weight;            // [out, in], dense or block-quantized (a quantized file, docs/quantization.md)
   std::vector<float> bias;  // empty: no bias
 };
 
@@ -34,18 +33,15 @@ struct TextLayer {
 
 struct ModelWeights {
   Linear patch_embedding;      // conv weight viewed as [hidden, channels * patch * patch]
-  MatrixView position_embedding;  // [tokens, hidden]
+  Weight position_embedding;   // [tokens, hidden], dense
   std::vector<VisionLayer> vision_layers;
   std::vector<float> post_ln_w, post_ln_b;
   Linear projector;
-  MatrixView embed_tokens;     // [vocab, hidden], also the tied output projection; only rows and cols
-                               // are set when it is quantized
-  QuantMatrix embed_tokens_quantized;  // data set: block-quantized embeddings
+  Weight embed_tokens;         // [vocab, hidden], also the tied output projection
   std::vector<TextLayer> text_layers;
   std::vector<float> final_norm;
   DType compute_dtype = DType::F32;  // the checkpoint's dtype for activations (mirrors reference casts)
 };
-
 
 // Collects and shape-checks every tensor the config implies. Throws pg::Error naming a missing or
 // mis-shaped tensor (expected vs got).

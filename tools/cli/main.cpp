@@ -1,5 +1,4 @@
 // The `paligemma` command-line program: dispatches to one subcommand per file (tools/cli/*_command.cpp).
-#include <malloc.h>
 #include <omp.h>
 #include <unistd.h>
 
@@ -49,11 +48,6 @@ int main(int argc, char** argv) {
     execv("/proc/self/exe", argv);
   }
   using namespace pg::cli;
-  // The decoder allocates tens of MB of activations per layer; with glibc's defaults every such block is
-  // mmap'ed and returned to the kernel after each layer, then faulted in again (about 2 s of a 3B model's
-  // time to first token, docs/kernels.md). Keep freed memory in the process instead.
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   const std::map<std::string, int (*)(int, char**)> commands = {
       {"generate", run_generate},
       {"serve", run_serve},
