@@ -1,4 +1,5 @@
-// Task prompts and the detection-output parser, on hand-worked cases (docs/paligemma-spec.md §8.1, §9).
+// Task prompts and the detection-output parser, on hand-worked cases
+// (big_vision/evaluators/proj/paligemma/transfers/segmentation.py).
 #include <gtest/gtest.h>
 
 #include "paligemma/error.h"

@@ -1,6 +1,7 @@
-// PaliGemma's tasks: the prompt of a named task, and detection / segmentation output as objects with boxes
-// and masks (docs/paligemma-spec.md §8-§10). Engine::generate fills GenerateResult::objects with
-// decode_objects on the first image; these functions also parse text generated elsewhere, without a model.
+// PaliGemma's tasks: the prompt of a named task, and detection / segmentation output as objects with boxes and
+// masks (big_vision/evaluators/proj/paligemma/transfers/segmentation.py; prompts as the PaliGemma model cards
+// give them). Engine::generate fills GenerateResult::objects with decode_objects on the first image; these
+// functions also parse text generated elsewhere, without a model.
 #pragma once
 #include <array>
 #include <cstddef>

@@ -60,7 +60,7 @@ std::vector<float> conv2d(const std::vector<float>& x, int h, int w, int in, int
 }
 
 // PyTorch ConvTranspose2d(kernel 4, stride 2, padding 1) over [in, h, w] -> [out, 2h, 2w]:
-//   y[o, 2*iy - 1 + ky, 2*ix - 1 + kx] += x[i, iy, ix] * W[i, o, ky, kx]  (spec §10.2).
+//   y[o, 2*iy - 1 + ky, 2*ix - 1 + kx] += x[i, iy, ix] * W[i, o, ky, kx]  (torch.nn.ConvTranspose2d).
 std::vector<float> conv_transpose2d(const std::vector<float>& x, int h, int w, int in, int out,
                                     const std::vector<float>& weight, const std::vector<float>& bias) {
   constexpr int k = 4;

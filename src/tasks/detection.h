@@ -1,6 +1,6 @@
-// Detection / segmentation output of PaliGemma (docs/paligemma-spec.md §9, §10.1): the decoded text
-// "<locY0><locX0><locY1><locX1> label ; ..." (each object optionally with 16 <segNNN> after its locs)
-// turned into objects with boxes in pixels of the original image.
+// Detection / segmentation output of PaliGemma (big_vision/evaluators/proj/paligemma/transfers/segmentation.py):
+// the decoded text "<locY0><locX0><locY1><locX1> label ; ..." (each object optionally with 16 <segNNN> after its
+// locs) turned into objects with boxes in pixels of the original image.
 #pragma once
 #include <array>
 #include <string>

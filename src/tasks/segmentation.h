@@ -1,6 +1,7 @@
-// Segmentation output to pixel masks (docs/paligemma-spec.md §10): the VQ-VAE mask decoder of big_vision's
-// vae-oid.npz turns an object's 16 <segNNN> codes into a 64x64 map, which is resized into the object's
-// box with PIL's bilinear filter and thresholded at 0, as big_vision's segmentation evaluator does.
+// Segmentation output to pixel masks (big_vision/evaluators/proj/paligemma/transfers/segmentation.py): the
+// VQ-VAE mask decoder of big_vision's vae-oid.npz turns an object's 16 <segNNN> codes into a 64x64 map, which is
+// resized into the object's box with PIL's bilinear filter and thresholded at 0, as big_vision's segmentation
+// evaluator does.
 #pragma once
 #include <cstdint>
 #include <string>
