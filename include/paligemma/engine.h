@@ -135,12 +135,13 @@ class Engine {
   // Notes of the load a caller may want to show (one line each), e.g. that the weights were not faulted in
   // because they exceed the available memory.
   const std::vector<std::string>& load_notes() const;
-  // The network and tokenizer, for in-tree tools that schedule work themselves (the server's batching).
-  const PaliGemmaModel& model() const;
-  const Tokenizer& tokenizer() const;
   double load_seconds() const;
 
  private:
+  // Batch schedules the network's passes itself.
+  friend class Batch;
+  const PaliGemmaModel& model() const;
+  const Tokenizer& tokenizer() const;
   struct Impl;
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
