@@ -5,7 +5,7 @@
 #   libjpeg62-turbo-dev   JPEG decoding, bit-exact with PIL (both use libjpeg-turbo)
 #   libpng-dev            PNG decoding with full control of 16-bit and palette conversion
 #   libwebp-dev           WebP decoding
-#   (BMP, GIF, TGA and PNM are decoded in src/media/image.cpp: stb_image differs from Pillow on several of
+#   (BMP, GIF, TGA and PNM are decoded in src/media (bmp.cpp, ...): stb_image differs from Pillow on several of
 #    their variants, and pixel parity with the reference is the requirement)
 #   nlohmann-json3-dev    config.json, safetensors headers, JSON output
 #   libcpp-httplib-dev    the HTTP server of `paligemma serve` (threaded, chunked responses for streaming)

@@ -7,18 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "media/resize.h"
 #include "paligemma/image.h"
 #include "tasks/detection.h"
 
 namespace pg {
-
-// PIL's Image.fromarray(map, mode="F").resize((out_width, out_height), Image.BILINEAR), bit-exact with
-// Pillow 13: separable triangle filter whose support widens by the downscale factor (antialiasing), double
-// weights and sums, float32 storage after each pass, a pass whose size does not change skipped, the
-// vertical pass first when it removes more than twice as many rows as the horizontal pass removes columns.
-// `src` is row-major [height, width]. Throws pg::Error for sizes < 1 or a buffer of the wrong size.
-std::vector<float> resize_bilinear_pil_float(const std::vector<float>& src, int width, int height, int out_width,
-                                             int out_height);
 
 // The 64x64 map resized to the box and thresholded (> 0), pasted into an image-sized mask that is 0 outside
 // the box; the part of the box outside the image is cut off, and an empty box gives an empty mask.
