@@ -72,19 +72,7 @@ ordered_json serve(const Engine& engine, const json& request, const fs::path& ba
   } catch (const std::bad_alloc&) {
     throw RequestError{"generation_error", "out of memory"};
   }
-  ordered_json out{{"text", r.text}, {"tokens", r.tokens}, {"finish_reason", finish_reason_name(r.finish_reason)}};
-  if (req.beams > 1) out["score"] = r.score;
-  // Boxes and masks on the first image, as `generate --json` gives them.
-  if (has_loc_tokens(r.text))
-    out["objects"] = objects_json(r.objects);
-  const Timings& t = r.timings;
-  out["timings"] = ordered_json{{"preprocess_s", t.preprocess_s},
-                                {"vision_s", t.vision_s},
-                                {"prefill_s", t.prefill_s},
-                                {"ttft_s", t.ttft_s},
-                                {"decode_tokens_per_s", t.decode_tokens_per_s},
-                                {"total_s", t.total_s}};
-  return out;
+  return batch_result_json(r, req.beams > 1);
 }
 
 std::vector<std::string> split_lines(const std::string& text) {

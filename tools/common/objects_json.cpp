@@ -16,4 +16,20 @@ nlohmann::json objects_json(const DecodedObjects& decoded) {
   return objects;
 }
 
+nlohmann::ordered_json batch_result_json(const GenerateResult& r, bool beam_search) {
+  nlohmann::ordered_json out{
+      {"text", r.text}, {"tokens", r.tokens}, {"finish_reason", finish_reason_name(r.finish_reason)}};
+  if (beam_search) out["score"] = r.score;
+  // Boxes and masks on the first image, as `generate --json` gives them.
+  if (has_loc_tokens(r.text)) out["objects"] = objects_json(r.objects);
+  const Timings& t = r.timings;
+  out["timings"] = nlohmann::ordered_json{{"preprocess_s", t.preprocess_s},
+                                          {"vision_s", t.vision_s},
+                                          {"prefill_s", t.prefill_s},
+                                          {"ttft_s", t.ttft_s},
+                                          {"decode_tokens_per_s", t.decode_tokens_per_s},
+                                          {"total_s", t.total_s}};
+  return out;
+}
+
 }  // namespace pg
