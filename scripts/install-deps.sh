@@ -23,11 +23,12 @@
 #   python3-dev pybind11-dev python3-pytest   the Python module (tools/python) and its pytest suite
 #   python3-distributed   python3 -m paligemma.label: labelling jobs on a Dask cluster (and its LocalCluster test)
 #   nginx                 tests/nginx_test.sh: several `paligemma serve` behind nginx on loopback
+#   curl                  tests/nginx_test.sh: its requests through nginx and to each backend
 set -euo pipefail
 PKGS="cmake g++ make pkg-config libsentencepiece-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
       nlohmann-json3-dev libcpp-httplib-dev libgtest-dev python3 libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
       zlib1g-dev libfreetype-dev fonts-dejavu-core python3-numpy python3-pil chromium nodejs npm
-      clang libclang-rt-dev libomp-dev python3-dev pybind11-dev python3-pytest python3-distributed nginx"
+      clang libclang-rt-dev libomp-dev python3-dev pybind11-dev python3-pytest python3-distributed nginx curl"
 missing=""
 # Present: installed, or provided by an installed package (NodeSource's nodejs provides npm and conflicts with
 # Debian's npm).

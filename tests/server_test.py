@@ -135,6 +135,117 @@ def sse_events(srv, path, body, key=KEY, close_after=None):
     return r.status, events
 
 
+# Prometheus' text exposition format 0.0.4, read strictly: a family's "# HELP" and "# TYPE" come once, before
+# its samples, which are contiguous; sample names are the family's (histograms: _bucket, _sum, _count);
+# label sets parse whole, with escapes; values are floats; no sample twice.
+METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+SAMPLE_LINE = re.compile(rf"^({METRIC_NAME})(?:\{{(.*)\}})? (\S+)$")
+LABEL_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(,|$)')
+TYPES = {"counter", "gauge", "histogram", "summary", "untyped"}
+
+
+def parse_labels(text):
+    labels, at = {}, 0
+    while at < len(text):
+        m = LABEL_PAIR.match(text, at)
+        if not m:
+            raise ValueError(f"bad label set {{{text}}} at {at}")
+        if m.group(1) in labels:
+            raise ValueError(f"label {m.group(1)} twice")
+        labels[m.group(1)] = re.sub(r"\\(.)", lambda e: "\n" if e.group(1) == "n" else e.group(1), m.group(2))
+        at = m.end()
+        if m.group(3) == "," and at == len(text):
+            raise ValueError("trailing comma in a label set")
+    return labels
+
+
+def parse_metrics(text):
+    """{family: {"type", "help", "samples": {(name, frozenset(labels)): value}}}; raises ValueError."""
+    if not text.endswith("\n"):
+        raise ValueError("the text does not end with a line feed")
+    families, current, closed = {}, None, set()
+    for line in text[:-1].split("\n"):
+        if line.startswith("#"):
+            m = re.match(rf"^# (HELP|TYPE) ({METRIC_NAME}) (.*)$", line)
+            if not m:
+                raise ValueError(f"not a HELP or TYPE line: {line!r}")
+            kind, name, rest = m.groups()
+            if name in closed or (name != current and name in families):
+                raise ValueError(f"{name} declared again: {line!r}")
+            if current is not None and name != current:
+                closed.add(current)
+            current = name
+            family = families.setdefault(name, {"type": None, "help": None, "samples": {}})
+            if family["samples"]:
+                raise ValueError(f"{kind} after samples of {name}")
+            key = kind.lower()
+            if family[key] is not None:
+                raise ValueError(f"two {kind} lines for {name}")
+            if kind == "TYPE" and rest not in TYPES:
+                raise ValueError(f"unknown type {rest}")
+            family[key] = rest
+            continue
+        m = SAMPLE_LINE.match(line)
+        if not m:
+            raise ValueError(f"not a sample line: {line!r}")
+        name, labels, value = m.group(1), parse_labels(m.group(2) or ""), m.group(3)
+        family = families.get(current)
+        if family is None or family["type"] is None or family["help"] is None:
+            raise ValueError(f"sample before its HELP and TYPE: {line!r}")
+        allowed = {current} if family["type"] != "histogram" else {current + s for s in ("_bucket", "_sum", "_count")}
+        if name not in allowed:
+            raise ValueError(f"sample {name} in family {current}")
+        if value not in ("+Inf", "-Inf", "NaN") and not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", value):
+            raise ValueError(f"bad value {value!r}")
+        key = (name, frozenset(labels.items()))
+        if key in family["samples"]:
+            raise ValueError(f"sample twice: {line!r}")
+        family["samples"][key] = float(value)
+    for name, family in families.items():
+        if family["type"] is None or family["help"] is None:
+            raise ValueError(f"{name} lacks HELP or TYPE")
+        if family["type"] == "counter" and any(v < 0 or v != v for v in family["samples"].values()):
+            raise ValueError(f"negative counter {name}")
+        if family["type"] == "histogram":
+            check_histogram(name, family["samples"])
+    return families
+
+
+def check_histogram(name, samples):
+    """Per label set: buckets by ascending le, cumulative (non-decreasing), the last +Inf == _count, a _sum."""
+    series = {}
+    for (sample, labels), value in samples.items():
+        labels = dict(labels)
+        le = labels.pop("le", None)
+        entry = series.setdefault(frozenset(labels.items()), {"buckets": [], "sum": None, "count": None})
+        if sample == name + "_bucket":
+            if le is None:
+                raise ValueError(f"{name}_bucket without le")
+            entry["buckets"].append((float(le), value))
+        elif le is not None:
+            raise ValueError(f"{sample} with le")
+        else:
+            entry["sum" if sample.endswith("_sum") else "count"] = value
+    for labels, entry in series.items():
+        buckets = sorted(entry["buckets"])
+        if not buckets or buckets[-1][0] != float("inf"):
+            raise ValueError(f"{name}{dict(labels)}: no +Inf bucket")
+        pairs = list(zip(buckets, buckets[1:]))
+        if any(later[0] == earlier[0] or later[1] < earlier[1] for earlier, later in pairs):
+            raise ValueError(f"{name}{dict(labels)}: buckets not cumulative by distinct bounds {buckets}")
+        if entry["count"] is None or entry["sum"] is None or buckets[-1][1] != entry["count"]:
+            raise ValueError(f"{name}{dict(labels)}: +Inf {buckets[-1][1]} != _count {entry['count']}, or no _sum")
+
+
+def metric(families, family, sample=None, **labels):
+    """One sample's value; 0 for a labelled sample not there yet (a counter that never moved)."""
+    samples = families[family]["samples"]
+    key = (sample or family, frozenset((k, str(v)) for k, v in labels.items()))
+    if key not in samples and not labels:
+        raise KeyError(key)
+    return samples.get(key, 0.0)
+
+
 def cli_generate(images, prompt, max_tokens, extra=()):
     args = [BIN, "generate", "--model", MODEL, "--prompt", prompt, "--max-tokens", str(max_tokens), "--json", *extra]
     for i in images:
@@ -157,6 +268,113 @@ def token_pieces(images, prompt, count):
         pieces.append(piece)
         sent += piece
     return pieces
+
+
+def test_metrics():
+    """GET /metrics: Prometheus' text format read strictly, the types, and counters and histograms that move by
+    exactly the requests made."""
+    srv = Server()
+    try:
+        img = b64(IMAGES[0])
+        ok_body = {"images": [img], "prompt": "caption en", "max_tokens": 6}
+
+        def scrape(name):
+            st, text, r = srv.request("GET", "/metrics")
+            check(name + ": 200, the format's content type", st == 200 and r.getheader("Content-Type") ==
+                  "text/plain; version=0.0.4; charset=utf-8", (st, r.getheader("Content-Type")))
+            try:
+                return parse_metrics(text.decode())
+            except ValueError as e:
+                check(name + ": parses", False, e)
+                raise
+
+        before = scrape("metrics")
+        types = {"paligemma_requests_total": "counter", "paligemma_request_duration_seconds": "histogram",
+                 "paligemma_time_to_first_token_seconds": "histogram", "paligemma_queue_depth": "gauge",
+                 "paligemma_running_sequences": "gauge", "paligemma_generations_total": "counter",
+                 "paligemma_generations_cancelled_total": "counter", "paligemma_prompt_tokens_total": "counter",
+                 "paligemma_generated_tokens_total": "counter", "paligemma_decode_tokens_total": "counter",
+                 "paligemma_decode_seconds_total": "counter", "paligemma_prefill_seconds_total": "counter",
+                 "paligemma_decode_tokens_per_second": "gauge", "paligemma_image_cache_hits_total": "counter",
+                 "paligemma_image_cache_misses_total": "counter", "paligemma_model_info": "gauge"}
+        check("metrics: every family with its type", {n: f["type"] for n, f in before.items()} == types,
+              {n: f["type"] for n, f in before.items()})
+        st, models, _ = srv.request("GET", "/v1/models")
+        info = [dict(labels) for (_, labels), value in before["paligemma_model_info"]["samples"].items() if value == 1]
+        model = models["data"][0]
+        check("metrics: model_info", len(info) == 1 and info[0] == {
+            "model": model["id"], "architecture": model["architecture"], "dtype": model["dtype"],
+            "resolution": str(model["resolution"])}, (info, model))
+
+        # N generations (one streamed) and a chat completion, a 400, a 404 and a 405.
+        generated, n = 0, 3
+        for _ in range(n - 1):
+            st, body, _ = srv.request("POST", "/v1/generate", ok_body)
+            check("metrics: generation", st == 200, (st, body))
+            generated += len(body["tokens"])
+        st, events = sse_events(srv, "/v1/generate", dict(ok_body, stream=True))
+        final = [json.loads(d) for e, d in events if e == "done"]
+        check("metrics: streamed generation", st == 200 and len(final) == 1, events)
+        generated += len(final[0]["tokens"])
+        chat = {"max_tokens": 4, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "caption en"}, {"type": "image_url", "image_url": {"url": img}}]}]}
+        st, chat_body, _ = srv.request("POST", "/v1/chat/completions", chat)
+        check("metrics: chat", st == 200, (st, chat_body))
+        generated += chat_body["usage"]["completion_tokens"]
+        st, _, _ = srv.request("POST", "/v1/generate", {"prompt": "caption en"})
+        check("metrics: a 400", st == 400)
+        st, _, _ = srv.request("GET", "/nope")
+        check("metrics: a 404", st == 404)
+        st, _, r = srv.request("POST", "/metrics")
+        check("metrics: POST /metrics is a 405", st == 405 and r.getheader("Allow") == "GET", st)
+
+        # The batch's worker updates its running count after the step that ended the last answer.
+        while srv.request("GET", "/health")[1]["running"] > 0:
+            time.sleep(0.05)
+        after = scrape("metrics again")
+        health = srv.request("GET", "/health")[1]
+
+        def rose(family, sample=None, **labels):
+            return metric(after, family, sample, **labels) - metric(before, family, sample, **labels)
+
+        requests = "paligemma_requests_total"
+        moves = {
+            "generate 200": (rose(requests, endpoint="/v1/generate", status=200), n),
+            "generate 400": (rose(requests, endpoint="/v1/generate", status=400), 1),
+            "chat 200": (rose(requests, endpoint="/v1/chat/completions", status=200), 1),
+            "unknown path 404, endpoint other": (rose(requests, endpoint="other", status=404), 1),
+            "metrics 405": (rose(requests, endpoint="/metrics", status=405), 1),
+            "metrics 200 (the first scrape; a scrape counts after it is rendered)":
+                (rose(requests, endpoint="/metrics", status=200), 1),
+            "models 200": (rose(requests, endpoint="/v1/models", status=200), 1),
+            "generate durations": (rose("paligemma_request_duration_seconds", "paligemma_request_duration_seconds_count",
+                                        endpoint="/v1/generate"), n),
+            "generate +Inf bucket": (rose("paligemma_request_duration_seconds", "paligemma_request_duration_seconds_bucket",
+                                          endpoint="/v1/generate", le="+Inf"), n),
+            "chat durations": (rose("paligemma_request_duration_seconds", "paligemma_request_duration_seconds_count",
+                                    endpoint="/v1/chat/completions"), 1),
+            "first tokens": (rose("paligemma_time_to_first_token_seconds", "paligemma_time_to_first_token_seconds_count"),
+                             n + 1),
+            "generations": (rose("paligemma_generations_total"), n + 1),
+            "generated tokens": (rose("paligemma_generated_tokens_total"), generated),
+            "prompt tokens": (rose("paligemma_prompt_tokens_total"),
+                              n * len(cli_generate([IMAGES[0]], "caption en", 1)["prompt_tokens"]) +
+                              chat_body["usage"]["prompt_tokens"]),
+            "image lookups": (rose("paligemma_image_cache_hits_total") + rose("paligemma_image_cache_misses_total"), n + 1),
+        }
+        for name, (moved, expected) in moves.items():
+            check("metrics: " + name + " rose by " + str(expected), moved == expected, moved)
+        check("metrics: the image cache as /health counts it",
+              (metric(after, "paligemma_image_cache_hits_total"), metric(after, "paligemma_image_cache_misses_total")) ==
+              (health["image_cache"]["hits"], health["image_cache"]["misses"]), (health, after))
+        check("metrics: nothing queued or running when idle",
+              metric(after, "paligemma_queue_depth") == 0 and metric(after, "paligemma_running_sequences") == 0)
+        tokens, seconds = metric(after, "paligemma_decode_tokens_total"), metric(after, "paligemma_decode_seconds_total")
+        check("metrics: throughput is decode tokens over decode seconds", seconds > 0 and
+              abs(metric(after, "paligemma_decode_tokens_per_second") - tokens / seconds) <= 1e-9 * tokens / seconds,
+              (tokens, seconds, metric(after, "paligemma_decode_tokens_per_second")))
+    finally:
+        srv.stop()
 
 
 def main():
@@ -540,6 +758,8 @@ def main():
     # Refuses to start on an address it cannot bind, with one clear line.
     r = subprocess.run([BIN, "serve", "--model", MODEL, "--host", "192.0.2.1", "--port", "1"], capture_output=True)
     check("bind failure", r.returncode != 0 and b"cannot listen" in r.stderr, r.stderr)
+
+    test_metrics()
 
     print(f"{passes} passed, {failures} failed")
     return 1 if failures else 0

@@ -1,5 +1,6 @@
 #include "server.h"
 
+#include "metrics.h"
 #include "request.h"
 
 #include <httplib.h>
@@ -82,6 +83,7 @@ class Service {
       : engine_(engine),
         mask_decoder_(mask_decoder),
         options_(options),
+        metrics_({options.model_name, engine.info().architecture, engine.info().weight_dtype, engine.info().image_size}),
         batch_(engine, BatchOptions{options.limits.max_queue, options.limits.max_batch}) {}
 
   // Queues the request; throws HttpError (400 for prompts the model cannot take, 503 when full).
@@ -108,7 +110,10 @@ class Service {
       channel->tokens.push_back(token);
       channel->changed.notify_all();
     };
-    callbacks.on_done = [channel](GenerateResult r, const std::string& error) {
+    callbacks.on_done = [channel, this](GenerateResult r, const std::string& error) {
+      // Counted before the answer can be sent, so that a scrape after it sees this generation.
+      metrics_.add_generated_tokens(r.tokens.size());
+      if (!r.tokens.empty()) metrics_.observe_time_to_first_token(r.timings.ttft_s);
       std::lock_guard<std::mutex> lock(channel->mutex);
       channel->tokens = r.tokens;
       channel->result = std::move(r);
@@ -125,6 +130,7 @@ class Service {
     if (!queued)
       throw HttpError{503, "busy", "the server's queue is full (" + std::to_string(options_.limits.max_queue) +
                                        " waiting requests); retry shortly"};
+    metrics_.add_prompt_tokens(prompt_tokens);
     return channel;
   }
 
@@ -145,6 +151,13 @@ class Service {
 
   const Engine& engine() const { return engine_; }
   const Options& options() const { return options_; }
+  Metrics& metrics() { return metrics_; }
+  std::string metrics_text() const {
+    const BatchStats stats = batch_.stats();
+    const Engine::ImageCacheStats cache = engine_.image_cache_stats();
+    return metrics_.render({stats.queued, stats.running, stats.finished, stats.cancelled, stats.prefill_s,
+                            stats.decode_s, stats.decode_tokens, cache.hits, cache.misses});
+  }
   json health() const {
     const BatchStats stats = batch_.stats();
     const Engine::ImageCacheStats cache = engine_.image_cache_stats();
@@ -162,6 +175,7 @@ class Service {
   const Engine& engine_;
   const MaskDecoder* mask_decoder_;  // null: segmentation answers carry boxes only
   const Options& options_;
+  Metrics metrics_;  // before batch_: the batch's last callbacks, at its destruction, still count
   Batch batch_;
 };
 
@@ -260,8 +274,14 @@ auto provider_guard(Provider provider, bool event_stream) {
   };
 }
 
+// Seconds since this thread's request began routing.
+double request_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - request_log.start).count();
+}
+
 void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Response& res, Api api, const Ask& ask,
              size_t prompt_tokens) {
+  const std::string path = api == Api::Generate ? "/v1/generate" : "/v1/chat/completions";
   const bool stream = ask.stream;
   ChatReply chat{"chatcmpl-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()),
                  int64_t(std::time(nullptr)), service.options().model_name, prompt_tokens, ask.include_usage, nullptr};
@@ -289,6 +309,7 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
         if (api == Api::Chat) body = chat_object(body, chat);
       }
       request_log.tokens = int64_t(channel->tokens.size());
+      svc->metrics().observe_request_duration(path, request_seconds());
       const std::string text = dump(body) + "\n";
       sink.write(text.data(), text.size());
       sink.done();
@@ -357,6 +378,7 @@ void respond(Service& service, std::shared_ptr<Channel> channel, httplib::Respon
         end += "data: [DONE]\n\n";
       }
       request_log.tokens = int64_t(tokens.size());
+      svc->metrics().observe_request_duration(path, request_seconds());
       send(end);
       sink.done();
       return true;
@@ -468,6 +490,11 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
     std::lock_guard<std::mutex> lock(log_mutex);
     std::fputs(line.c_str(), stderr);
   });
+  // Runs once the answer's status is final (after the error handler) and before any of it is sent: a client
+  // that scrapes /metrics after an answer sees it counted.
+  http.set_post_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
+    service.metrics().count_request(req.path, res.status);
+  });
   http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     send_error(res, 500, "internal_error", "the server failed on this request");
   });
@@ -493,6 +520,9 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
   http.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
     res.set_content(dump(service.health()), "application/json");
   });
+  http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content(service.metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
+  });
   http.Get("/v1/models", [&](const httplib::Request&, httplib::Response& res) {
     res.set_content(dump(models_json(engine, options.model_name)), "application/json");
   });
@@ -513,7 +543,7 @@ int serve(const Engine& engine, const MaskDecoder* mask_decoder, const Options& 
     http.Delete(path, not_allowed("POST"));
     http.Patch(path, not_allowed("POST"));
   }
-  for (const char* path : {"/", "/health", "/v1/models"}) {
+  for (const char* path : {"/", "/health", "/metrics", "/v1/models"}) {
     http.Post(path, not_allowed("GET"));
     http.Put(path, not_allowed("GET"));
     http.Delete(path, not_allowed("GET"));
