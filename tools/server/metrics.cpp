@@ -98,6 +98,12 @@ struct Exposition {
     sample(name + "_sum", labels, s.sum);
     sample(name + "_count", labels, s.count);
   }
+  // A metric of one unlabelled sample: its HELP, TYPE and value.
+  template <typename Value>
+  void scalar(const std::string& name, const std::string& type, const std::string& help, Value value) {
+    family(name, type, help);
+    sample(name, {}, value);
+  }
 };
 
 const char* const kRoutes[] = {"/", "/health", "/metrics", "/v1/models", "/v1/generate", "/v1/chat/completions"};
@@ -166,37 +172,32 @@ std::string Metrics::render(const EngineReading& engine) const {
              "Generations from being queued to their first token (queued, vision and prefill time).");
   out.histogram("paligemma_time_to_first_token_seconds", {}, time_to_first_token_.snapshot());
 
-  out.family("paligemma_queue_depth", "gauge", "Generations waiting for a batch slot.");
-  out.sample("paligemma_queue_depth", {}, uint64_t(engine.queued));
-  out.family("paligemma_running_sequences", "gauge", "Generations being decoded in the batch.");
-  out.sample("paligemma_running_sequences", {}, uint64_t(engine.running));
-  out.family("paligemma_generations_total", "counter", "Generations ended, cancelled ones included.");
-  out.sample("paligemma_generations_total", {}, engine.finished);
-  out.family("paligemma_generations_cancelled_total", "counter", "Generations ended by their client going away.");
-  out.sample("paligemma_generations_cancelled_total", {}, engine.cancelled);
+  out.scalar("paligemma_queue_depth", "gauge", "Generations waiting for a batch slot.", uint64_t(engine.queued));
+  out.scalar("paligemma_running_sequences", "gauge", "Generations being decoded in the batch.",
+             uint64_t(engine.running));
+  out.scalar("paligemma_generations_total", "counter", "Generations ended, cancelled ones included.", engine.finished);
+  out.scalar("paligemma_generations_cancelled_total", "counter", "Generations ended by their client going away.",
+             engine.cancelled);
 
-  out.family("paligemma_prompt_tokens_total", "counter",
-             "Prompt tokens (image tokens, <bos>, prompt, separator) of the generations queued.");
-  out.sample("paligemma_prompt_tokens_total", {}, prompt_tokens);
-  out.family("paligemma_generated_tokens_total", "counter", "Tokens generated, by every generation that ended.");
-  out.sample("paligemma_generated_tokens_total", {}, generated_tokens);
+  out.scalar("paligemma_prompt_tokens_total", "counter",
+             "Prompt tokens (image tokens, <bos>, prompt, separator) of the generations queued.", prompt_tokens);
+  out.scalar("paligemma_generated_tokens_total", "counter", "Tokens generated, by every generation that ended.",
+             generated_tokens);
 
-  out.family("paligemma_decode_tokens_total", "counter", "Tokens made by the batch's shared decoding steps.");
-  out.sample("paligemma_decode_tokens_total", {}, engine.decode_tokens);
-  out.family("paligemma_decode_seconds_total", "counter", "Worker seconds in the batch's shared decoding steps.");
-  out.sample("paligemma_decode_seconds_total", {}, engine.decode_s);
-  out.family("paligemma_prefill_seconds_total", "counter",
-             "Worker seconds admitting generations (vision, prefill; beam searches whole).");
-  out.sample("paligemma_prefill_seconds_total", {}, engine.prefill_s);
-  out.family("paligemma_decode_tokens_per_second", "gauge",
-             "Decoding throughput since the start: decode tokens over decode seconds (0 before any step).");
-  out.sample("paligemma_decode_tokens_per_second", {},
+  out.scalar("paligemma_decode_tokens_total", "counter", "Tokens made by the batch's shared decoding steps.",
+             engine.decode_tokens);
+  out.scalar("paligemma_decode_seconds_total", "counter", "Worker seconds in the batch's shared decoding steps.",
+             engine.decode_s);
+  out.scalar("paligemma_prefill_seconds_total", "counter",
+             "Worker seconds admitting generations (vision, prefill; beam searches whole).", engine.prefill_s);
+  out.scalar("paligemma_decode_tokens_per_second", "gauge",
+             "Decoding throughput since the start: decode tokens over decode seconds (0 before any step).",
              engine.decode_s > 0 ? double(engine.decode_tokens) / engine.decode_s : 0.0);
 
-  out.family("paligemma_image_cache_hits_total", "counter", "Images whose features came from the engine's cache.");
-  out.sample("paligemma_image_cache_hits_total", {}, engine.image_cache_hits);
-  out.family("paligemma_image_cache_misses_total", "counter", "Images whose features were computed.");
-  out.sample("paligemma_image_cache_misses_total", {}, engine.image_cache_misses);
+  out.scalar("paligemma_image_cache_hits_total", "counter", "Images whose features came from the engine's cache.",
+             engine.image_cache_hits);
+  out.scalar("paligemma_image_cache_misses_total", "counter", "Images whose features were computed.",
+             engine.image_cache_misses);
 
   out.family("paligemma_model_info", "gauge", "The model served, in its labels; the value is always 1.");
   out.sample("paligemma_model_info",
