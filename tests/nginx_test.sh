@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two `paligemma serve` (the embedded model) behind nginx, configured by docs/examples/nginx-paligemma.conf
-# itself with its ports and log path replaced: both backends serve requests, and once one is killed every
-# request still gets a right answer, from the other. Also: docs/scale-out.md shows that file verbatim.
+# itself with its ports and log path replaced: both backends serve requests, once one is killed every
+# request still gets a right answer, from the other, and a POST a full backend refuses (503) is resent. Also: docs/scale-out.md shows that file verbatim.
 # usage: nginx_test.sh PALIGEMMA_BINARY SOURCE_DIR     (exit 77, skipped, without nginx or curl)
 set -uo pipefail
 BIN=$1
@@ -140,6 +140,18 @@ after=$(answered_by | tail -n 20)
 check "after the kill every answer came from the live backend" \
   test "$(grep -c ":$B2$" <<<"$after")" -eq 20
 check "the live backend's /metrics counts them: $((n2 + 20))" test "$(generations_served "$B2")" -eq $((n2 + 20))
+
+# A full backend answers 503 (--max-queue 0 refuses every generation); nginx resends the POST to the other
+# (non_idempotent in proxy_next_upstream), so the client still gets the answer. It comes up on the killed
+# backend's port, once that backend's fail_timeout (5 s) is over and nginx tries the address again.
+"$BIN" serve --port "$B1" --quiet --max-queue 0 2>"$TMP/serve-full.log" &
+pids+=($!)
+wait_for "http://127.0.0.1:$B1/health" || { echo "FAIL: the full backend did not start"; exit 1; }
+sleep 6
+send_requests 10 full
+check "10 answers with one backend full, each the CLI's" every_answer_right 10 full
+retried=$(grep '"POST /v1/generate ' "$TMP/access.log" | tail -n 10 | grep -c "upstream=127.0.0.1:$B1, 127.0.0.1:$B2 upstream_status=503, 200")
+check "nginx resent a refused POST to the other backend ($retried of 10 logged 503, 200)" test "$retried" -ge 1
 
 # The docs show the committed file verbatim (the block after "```nginx").
 sed -n '/^```nginx$/,/^```$/p' "$SRC/docs/scale-out.md" | sed '1d;$d' >"$TMP/doc.conf"
