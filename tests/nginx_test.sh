@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Two `paligemma serve` (the embedded model) behind nginx, configured by docs/examples/nginx-paligemma.conf
 # itself with its ports and log path replaced: both backends serve requests, once one is killed every
-# request still gets a right answer, from the other, and a POST a full backend refuses (503) is resent. Also: docs/scale-out.md shows that file verbatim.
+# request still gets a right answer, from the other, and a POST a full backend refuses (503) is resent.
+# Also: docs/scale-out.md shows that file verbatim.
 # usage: nginx_test.sh PALIGEMMA_BINARY SOURCE_DIR     (exit 77, skipped, without nginx or curl)
 set -uo pipefail
 BIN=$1
@@ -150,7 +151,8 @@ wait_for "http://127.0.0.1:$B1/health" || { echo "FAIL: the full backend did not
 sleep 6
 send_requests 10 full
 check "10 answers with one backend full, each the CLI's" every_answer_right 10 full
-retried=$(grep '"POST /v1/generate ' "$TMP/access.log" | tail -n 10 | grep -c "upstream=127.0.0.1:$B1, 127.0.0.1:$B2 upstream_status=503, 200")
+retried=$(grep '"POST /v1/generate ' "$TMP/access.log" | tail -n 10 |
+  grep -c "upstream=127.0.0.1:$B1, 127.0.0.1:$B2 upstream_status=503, 200")
 check "nginx resent a refused POST to the other backend ($retried of 10 logged 503, 200)" test "$retried" -ge 1
 
 # The docs show the committed file verbatim (the block after "```nginx").
